@@ -1,1 +1,58 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use nezha::commands;
+
+/// NEZHA pretraining in one streaming program: text in, masked instances
+/// out, straight into TFRecords or the trainer.
+#[derive(Parser)]
+#[command(name = "nezha", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline graph a TOML file describes (see pipeline.toml).
+    Run {
+        /// The pipeline file.
+        #[arg(default_value = "pipeline.toml")]
+        pipeline: PathBuf,
+        /// Number of timely workers (threads); overrides `workers` in the file.
+        #[arg(short = 'w', long)]
+        workers: Option<usize>,
+    },
+    /// Drop-in replacement for the reference create_pretraining_data.py:
+    /// same flags, same records.
+    #[command(name = "create_pretraining_data")]
+    CreatePretrainingData(commands::create_pretraining_data::Flags),
+    /// Count the records of a TFRecord file, check every CRC and show a few
+    /// examples decoded back to tokens.
+    Inspect {
+        file: PathBuf,
+        /// Vocab to turn ids back into tokens.
+        #[arg(long)]
+        vocab: Option<PathBuf>,
+        /// How many examples to show.
+        #[arg(long, default_value_t = 2)]
+        show: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run { pipeline, workers } => commands::run::run(pipeline, *workers),
+        Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
+        Command::Inspect { file, vocab, show } => commands::inspect::run(file, vocab.as_ref(), *show),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nezha: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod instances;
 pub mod masking;
 pub mod operator;
+pub mod params;
 pub mod pyrandom;
 pub mod registry;
 pub mod sentences;

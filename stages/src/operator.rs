@@ -1,1 +1,176 @@
-//! (being written)
+//! Runs stages as timely-dataflow operators.
+//!
+//! Every stream carries [`Flow`] items: the data, then one `End` marker.
+//! The marker travels in-band, rather than as a closed frontier, because
+//! each worker must be able to finish its own stream (flush its shuffle
+//! buffer, close its channel) without waiting for the other workers: their
+//! sinks feed consumers that read workers in turn, and a worker blocked on a
+//! full channel would otherwise hold back the frontier that another worker
+//! waits for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::{source, Operator};
+use timely::dataflow::{Scope, Stream};
+
+use crate::error::Error;
+use crate::stage::Stage;
+
+/// An item of a stream, or the end of this worker's stream.
+#[derive(Clone, Debug)]
+pub enum Flow<T> {
+    Item(T),
+    End,
+}
+
+/// The streams between stages. All data lives at time 0: the pipeline has
+/// no notion of rounds, only of order.
+pub type FlowStream<'s, T> = Stream<'s, u64, Vec<Flow<T>>>;
+
+/// How many items a source hands on per activation, so that each worker step
+/// does a bounded amount of work before the sinks can push back.
+const SOURCE_BURST: usize = 64;
+
+/// Shared between all workers and the driver: the first error, and a request
+/// to stop early (an error happened, or the consumer has what it needs).
+#[derive(Clone, Default)]
+pub struct Control {
+    error: Arc<Mutex<Option<Error>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Control {
+    pub fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn take_error(&self) -> Option<Error> {
+        self.error.lock().unwrap().take()
+    }
+}
+
+/// A source operator fed by a bounded channel from a reader thread. It hands
+/// on what has arrived, blocking for the first item so the worker does not
+/// spin, and ends its stream when the channel closes or the run stops.
+pub fn channel_source<'s, T: Clone + 'static>(
+    scope: Scope<'s, u64>,
+    name: &str,
+    rx: Receiver<Result<T, Error>>,
+    control: Control,
+) -> FlowStream<'s, T> {
+    source(scope, name, move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        move |output| {
+            let Some(c) = cap.as_ref() else { return };
+            let mut session = output.session(c);
+            let mut ended = control.stopped();
+            let mut sent = 0;
+            while !ended && sent < SOURCE_BURST {
+                let next = if sent == 0 {
+                    rx.recv().ok()
+                } else {
+                    match rx.try_recv() {
+                        Ok(m) => Some(m),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => None,
+                    }
+                };
+                match next {
+                    Some(Ok(item)) => {
+                        session.give(Flow::Item(item));
+                        sent += 1;
+                    }
+                    Some(Err(e)) => {
+                        control.fail(e);
+                        ended = true;
+                    }
+                    None => ended = true,
+                }
+            }
+            if ended {
+                session.give(Flow::End);
+                drop(session);
+                cap = None;
+            } else {
+                activator.activate();
+            }
+        }
+    })
+}
+
+/// Runs `stage` as an operator. After an error (its own or another
+/// worker's) it stops passing data on and just forwards the end marker.
+pub fn stage_operator<'s, S>(input: FlowStream<'s, S::In>, name: &str, mut stage: S, control: Control) -> FlowStream<'s, S::Out>
+where
+    S: Stage,
+    S::In: Clone + 'static,
+    S::Out: Clone + 'static,
+{
+    input.unary(Pipeline, name, move |_cap, _info| {
+        let mut failed = false;
+        move |input, output| {
+            input.for_each(|cap, data| {
+                let mut session = output.session(&cap);
+                for flow in data.drain(..) {
+                    let is_end = matches!(flow, Flow::End);
+                    let mut emit = |o| session.give(Flow::Item(o));
+                    let result = match flow {
+                        Flow::Item(_) if failed || control.stopped() => Ok(()),
+                        Flow::Item(x) => stage.push(x, &mut emit),
+                        Flow::End if failed || control.stopped() => Ok(()),
+                        Flow::End => stage.finish(&mut emit),
+                    };
+                    if let Err(e) = result {
+                        control.fail(e);
+                        failed = true;
+                    }
+                    if is_end {
+                        session.give(Flow::End);
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// The last operator of a worker: hands each item to a bounded channel,
+/// blocking while it is full (this is what pushes back on the whole worker),
+/// and closes the channel at the end of the stream. When the consumer hangs
+/// up (a trainer that has taken all the steps it wants), the run is asked to
+/// stop.
+pub fn channel_sink<T: Clone + 'static>(input: FlowStream<'_, T>, name: &str, tx: Sender<T>, control: Control) {
+    let mut tx = Some(tx);
+    input.sink(Pipeline, name, move |(input, _frontier)| {
+        input.for_each(|_cap, data| {
+            for flow in data.drain(..) {
+                match flow {
+                    Flow::Item(x) => {
+                        if let Some(t) = &tx {
+                            if t.send(x).is_err() {
+                                control.stop();
+                                tx = None;
+                            }
+                        }
+                    }
+                    Flow::End => tx = None,
+                }
+            }
+        });
+    });
+}

@@ -1,0 +1,5 @@
+//! The subcommands of the `nezha` binary.
+
+pub mod create_pretraining_data;
+pub mod inspect;
+pub mod run;

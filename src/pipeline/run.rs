@@ -1,0 +1,166 @@
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{bounded, Sender};
+use nezha_stages::data::Instance;
+use nezha_stages::error::Error;
+use nezha_stages::ingest::spawn_reader;
+use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
+use nezha_stages::registry::WorkerInfo;
+use nezha_stages::stage::BoxedStage;
+use nezha_stages::sinks::RoundRobin;
+use nezha_stages::Batch;
+use timely::WorkerConfig;
+
+use super::Plan;
+
+/// Documents a reader may run ahead of its worker.
+const DOCUMENT_QUEUE: usize = 256;
+/// Items a worker may run ahead of the sink.
+const SINK_QUEUE: usize = 1024;
+
+/// What the end of each worker's stream is: masked instances (for TFRecord
+/// files) or batches (for the trainer and the checking consumer).
+pub trait Tail: Clone + Send + 'static {
+    /// Connects a worker's stream of masked instances to its sink channel.
+    fn attach(
+        instances: FlowStream<'_, Instance>,
+        batching: Option<BoxedStage<Instance, Batch>>,
+        tx: Sender<Self>,
+        control: Control,
+    );
+}
+
+impl Tail for Instance {
+    fn attach(instances: FlowStream<'_, Instance>, _: Option<BoxedStage<Instance, Batch>>, tx: Sender<Self>, control: Control) {
+        channel_sink(instances, "sink", tx, control);
+    }
+}
+
+impl Tail for Batch {
+    fn attach(
+        instances: FlowStream<'_, Instance>,
+        batching: Option<BoxedStage<Instance, Batch>>,
+        tx: Sender<Self>,
+        control: Control,
+    ) {
+        let batching = batching.expect("the plan has a [batching] stage");
+        let batches = stage_operator(instances, "batching", batching, control.clone());
+        channel_sink(batches, "sink", tx, control);
+    }
+}
+
+/// A dataflow running on its workers; the caller consumes `items`.
+pub struct Running<T> {
+    pub items: RoundRobin<T>,
+    /// Bytes read from the input files by one reader (every reader reads
+    /// everything), against `total_bytes`, for progress.
+    pub bytes_read: Arc<AtomicU64>,
+    pub total_bytes: u64,
+    control: Control,
+    guards: Option<timely::execute::WorkerGuards<()>>,
+}
+
+impl<T> Running<T> {
+    /// Asks the workers to stop early (the consumer has what it needs).
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+
+    /// Waits for every worker and returns the first error any of them hit.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        // Dropping the receivers unblocks workers still sending.
+        self.items = RoundRobin::new(Vec::new());
+        if let Some(g) = self.guards.take() {
+            for r in g.join() {
+                r.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
+            }
+        }
+        match self.control.take_error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn error(&self) -> Option<Error> {
+        self.control.take_error()
+    }
+}
+
+/// Builds and starts the plan's dataflow on `plan.workers` threads.
+pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
+    let control = Control::default();
+    let peers = plan.workers;
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..peers {
+        let (tx, rx) = bounded::<T>(SINK_QUEUE);
+        senders.push(Some(tx));
+        receivers.push(rx);
+    }
+    let senders = Arc::new(Mutex::new(senders));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let total_bytes = plan
+        .ingest
+        .files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+
+    let ingest = plan.ingest.clone();
+    let sentences = plan.sentences.clone();
+    let wordpiece = plan.wordpiece.clone();
+    let instances = plan.instances.clone();
+    let masking = plan.masking.clone();
+    let batching = plan.batching.clone();
+    let worker_control = control.clone();
+    let progress = bytes_read.clone();
+
+    let config = timely::Config {
+        communication: timely::CommunicationConfig::Process(peers),
+        worker: WorkerConfig::default(),
+    };
+    let guards = timely::execute(config, move |worker| {
+        let info = WorkerInfo {
+            index: worker.index(),
+            peers: worker.peers(),
+        };
+        let control = worker_control.clone();
+        let tx = senders.lock().unwrap()[info.index].take().expect("one sender per worker");
+        let (doc_tx, doc_rx) = bounded(DOCUMENT_QUEUE);
+        // Only worker 0's reader reports progress: every reader reads all.
+        let counter = if info.index == 0 { progress.clone() } else { Arc::new(AtomicU64::new(0)) };
+        spawn_reader(ingest.format.clone(), ingest.files.clone(), info.index, info.peers, counter, doc_tx);
+
+        let built = (|| -> Result<(), Error> {
+            let sentences = sentences(info)?;
+            let wordpiece = wordpiece(info)?;
+            let instances = instances(info)?;
+            let masking = masking.as_ref().map(|m| m(info)).transpose()?;
+            let batching = batching.as_ref().map(|b| b(info)).transpose()?;
+            worker.dataflow::<u64, _, _>(|scope| {
+                let docs = channel_source(scope, "ingest", doc_rx, control.clone());
+                let docs = stage_operator(docs, "sentences", sentences, control.clone());
+                let tokens = stage_operator(docs, "wordpiece", wordpiece, control.clone());
+                let mut insts = stage_operator(tokens, "instances", instances, control.clone());
+                if let Some(m) = masking {
+                    insts = stage_operator(insts, "masking", m, control.clone());
+                }
+                T::attach(insts, batching, tx, control.clone());
+            });
+            Ok(())
+        })();
+        if let Err(e) = built {
+            control.fail(e);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start timely workers: {e}"))?;
+
+    Ok(Running {
+        items: RoundRobin::new(receivers),
+        bytes_read,
+        total_bytes,
+        control,
+        guards: Some(guards),
+    })
+}

@@ -1,0 +1,140 @@
+//! Stage implementations by name, as `pipeline.toml` picks them.
+//!
+//! Each step of the pipeline has a table from a name (`kind = "punct"`) to
+//! a builder. A builder reads and checks its `[section]` of the file once,
+//! before any work starts, and returns a factory that makes one stage per
+//! worker. Users add their own implementations with [`Registry::add`].
+
+mod builtin;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::data::{Document, Instance, TokenizedDocument};
+use crate::error::Result;
+use crate::ingest::Ingest;
+use crate::masking::MaskingParams;
+use crate::params::Params;
+use crate::stage::BoxedStage;
+use crate::vocab::Vocab;
+use crate::Batch;
+
+/// Which worker a stage is made for.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerInfo {
+    pub index: usize,
+    pub peers: usize,
+}
+
+/// Makes the stage of one worker.
+pub type Factory<I, O> = Arc<dyn Fn(WorkerInfo) -> Result<BoxedStage<I, O>> + Send + Sync>;
+
+/// What earlier sections of the file tell later ones.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The run's seed (top-level `seed`).
+    pub seed: u64,
+    /// True when `[instances] kind = "reference"`: the run reproduces the
+    /// reference script, on one worker, holding every document.
+    pub reference: bool,
+    /// Directory that relative paths in the file are resolved against.
+    pub base_dir: std::path::PathBuf,
+    /// Set by `[wordpiece]`.
+    pub vocab: Option<Arc<Vocab>>,
+    /// Set by `[masking]`.
+    pub masking: Option<MaskingParams>,
+    /// Set by `[instances]`.
+    pub max_seq_length: Option<usize>,
+}
+
+impl Context {
+    pub fn resolve(&self, path: &str) -> std::path::PathBuf {
+        self.base_dir.join(path)
+    }
+}
+
+/// A builder: checks a section's parameters and returns what it configures.
+pub type Builder<T> = fn(&Params, &mut Context) -> Result<T>;
+
+/// The configured ingest: its format and the files it reads.
+#[derive(Clone)]
+pub struct IngestPlan {
+    pub format: Arc<dyn Ingest>,
+    pub files: Arc<Vec<std::path::PathBuf>>,
+}
+
+/// One step's implementations by name.
+pub struct Step<T> {
+    pub section: &'static str,
+    entries: BTreeMap<String, Builder<T>>,
+}
+
+impl<T> Step<T> {
+    fn new(section: &'static str) -> Step<T> {
+        Step {
+            section,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, name: &str, builder: Builder<T>) {
+        self.entries.insert(name.to_string(), builder);
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.keys().map(String::as_str).collect()
+    }
+
+    /// Builds the implementation named by the section's `kind` (or
+    /// `default` when the section has none).
+    pub fn build(&self, params: &mut Params, default: &str, ctx: &mut Context) -> Result<T> {
+        let kind = params.take_str("kind")?;
+        self.build_kind(params, kind.as_ref(), default, ctx)
+    }
+
+    /// As [`Step::build`], for a section whose `kind` was already taken out.
+    pub fn build_kind(
+        &self,
+        params: &mut Params,
+        kind: Option<&toml::Spanned<String>>,
+        default: &str,
+        ctx: &mut Context,
+    ) -> Result<T> {
+        let name = kind.map_or(default, |k| k.get_ref().as_str());
+        let Some(builder) = self.entries.get(name) else {
+            let known = self.names().join(", ");
+            let message = format!("[{}] unknown kind \"{name}\"; known: {known}", self.section);
+            return Err(match kind {
+                Some(k) => params.error(k.span(), message),
+                None => params.error(params.span.clone(), message),
+            });
+        };
+        builder(params, ctx)
+    }
+}
+
+/// Every step's implementations.
+pub struct Registry {
+    pub ingest: Step<IngestPlan>,
+    pub sentences: Step<Factory<Document, Document>>,
+    pub wordpiece: Step<Factory<Document, TokenizedDocument>>,
+    pub masking: Step<Option<Factory<Instance, Instance>>>,
+    pub instances: Step<Factory<TokenizedDocument, Instance>>,
+    pub batching: Step<Factory<Instance, Batch>>,
+}
+
+impl Registry {
+    /// The implementations that ship with nezha.
+    pub fn builtin() -> Registry {
+        let mut r = Registry {
+            ingest: Step::new("ingest"),
+            sentences: Step::new("sentences"),
+            wordpiece: Step::new("wordpiece"),
+            masking: Step::new("masking"),
+            instances: Step::new("instances"),
+            batching: Step::new("batching"),
+        };
+        builtin::register(&mut r);
+        r
+    }
+}
