@@ -1,0 +1,303 @@
+//! The reference's masked-LM algorithm (`create_masked_lm_predictions`),
+//! over token ids.
+
+use std::sync::Arc;
+
+use crate::data::Instance;
+use crate::error::{Error, Result};
+use crate::pyrandom::RandomSource;
+use crate::vocab::Vocab;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskingParams {
+    pub masked_lm_prob: f64,
+    pub max_predictions_per_seq: usize,
+}
+
+impl MaskingParams {
+    pub fn validate(&self) -> Result<()> {
+        // Python's round() raises on NaN and infinity; anything finite works
+        // (a negative probability still masks one token, as in the reference).
+        if !self.masked_lm_prob.is_finite() {
+            return Err(Error::config(format!(
+                "masked_lm_prob must be a finite number, got {}",
+                self.masked_lm_prob
+            )));
+        }
+        Ok(())
+    }
+
+    /// `min(max_predictions_per_seq, max(1, int(round(len(tokens) *
+    /// masked_lm_prob))))`: the product is over all tokens, [CLS] and [SEP]
+    /// included, and Python 3 rounds half to even (30 × 0.15 = 4.5 → 4).
+    pub fn num_to_predict(&self, num_tokens: usize) -> usize {
+        let rounded = (num_tokens as f64 * self.masked_lm_prob).round_ties_even();
+        // `as usize` saturates negative values to 0, which max(1, _) lifts.
+        self.max_predictions_per_seq.min((rounded as usize).max(1))
+    }
+}
+
+/// How the positions to mask are picked from the candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Selection {
+    /// Shuffle every candidate, then take them in order: the reference's RNG
+    /// call sequence.
+    Reference,
+    /// Draw only the candidates that will be used (a partial Fisher–Yates):
+    /// the same distribution with far fewer draws.
+    Sampled,
+}
+
+/// Reusable buffers, so masking allocates only the instance's own lists.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    candidates: Vec<u32>,
+    /// (position, original token) of each masked position.
+    picked: Vec<(u32, u32)>,
+}
+
+impl Scratch {
+    fn mask<R: RandomSource>(
+        &mut self,
+        inst: &mut Instance,
+        params: &MaskingParams,
+        vocab: &Vocab,
+        rng: &mut R,
+        selection: Selection,
+    ) {
+        // The reference skips tokens whose string is "[CLS]" or "[SEP]"; ids
+        // and strings are one to one, so comparing ids is the same test.
+        self.candidates.clear();
+        self.candidates.extend(
+            inst.tokens
+                .iter()
+                .enumerate()
+                .filter(|&(_, &t)| t != vocab.cls && t != vocab.sep)
+                .map(|(i, _)| i as u32),
+        );
+        let n = params
+            .num_to_predict(inst.tokens.len())
+            .min(self.candidates.len());
+        if selection == Selection::Reference {
+            rng.shuffle(&mut self.candidates);
+        }
+        self.picked.clear();
+        for k in 0..n {
+            if selection == Selection::Sampled {
+                let j = k + rng.randbelow((self.candidates.len() - k) as u64) as usize;
+                self.candidates.swap(k, j);
+            }
+            let position = self.candidates[k];
+            let original = inst.tokens[position as usize];
+            // 80% [MASK], 10% unchanged, 10% a uniformly drawn vocab word
+            // (any word: [PAD], [CLS] and [unusedN] included).
+            let replacement = if rng.random() < 0.8 {
+                vocab.mask
+            } else if rng.random() < 0.5 {
+                original
+            } else {
+                vocab.word_id(rng.randbelow(vocab.len() as u64) as usize)
+            };
+            inst.tokens[position as usize] = replacement;
+            self.picked.push((position, original));
+        }
+        self.picked.sort_unstable_by_key(|&(position, _)| position);
+        inst.masked_positions.clear();
+        inst.masked_labels.clear();
+        inst.masked_positions
+            .extend(self.picked.iter().map(|&(p, _)| p));
+        inst.masked_labels
+            .extend(self.picked.iter().map(|&(_, t)| t));
+    }
+}
+
+/// Masks one instance exactly as the reference does with the same `rng`:
+/// replaces the chosen tokens in place and fills `masked_positions` (sorted)
+/// and `masked_labels` (the original tokens). Any earlier mask lists are
+/// replaced.
+pub fn mask_instance<R: RandomSource>(
+    inst: &mut Instance,
+    params: &MaskingParams,
+    vocab: &Vocab,
+    rng: &mut R,
+) {
+    Scratch::default().mask(inst, params, vocab, rng, Selection::Reference);
+}
+
+/// Masking parameters, vocabulary and scratch buffers, for masking many
+/// instances without allocating per instance.
+#[derive(Clone, Debug)]
+pub struct Masker {
+    params: MaskingParams,
+    vocab: Arc<Vocab>,
+    scratch: Scratch,
+}
+
+impl Masker {
+    pub fn new(params: MaskingParams, vocab: Arc<Vocab>) -> Result<Masker> {
+        params.validate()?;
+        Ok(Masker {
+            params,
+            vocab,
+            scratch: Scratch::default(),
+        })
+    }
+
+    pub fn params(&self) -> &MaskingParams {
+        &self.params
+    }
+
+    /// As [`mask_instance`]: the reference's exact RNG call sequence.
+    pub fn mask_like_reference<R: RandomSource>(&mut self, inst: &mut Instance, rng: &mut R) {
+        self.scratch
+            .mask(inst, &self.params, &self.vocab, rng, Selection::Reference);
+    }
+
+    /// The same distribution of masks as the reference, drawing only the
+    /// positions that get masked instead of shuffling every candidate.
+    pub fn mask_sampled<R: RandomSource>(&mut self, inst: &mut Instance, rng: &mut R) {
+        self.scratch
+            .mask(inst, &self.params, &self.vocab, rng, Selection::Sampled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyrandom::{FastRandom, PyRandom};
+    use std::path::Path;
+
+    fn vocab() -> Vocab {
+        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..95).map(|i| format!("w{i}")))
+            .collect();
+        Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap()
+    }
+
+    fn instance(len_a: usize, len_b: usize) -> Instance {
+        let mut tokens = vec![2];
+        tokens.extend((0..len_a).map(|i| 10 + i as u32 % 80));
+        tokens.push(3);
+        tokens.extend((0..len_b).map(|i| 20 + i as u32 % 70));
+        tokens.push(3);
+        Instance {
+            tokens,
+            segment_a_len: len_a as u32 + 2,
+            ..Instance::default()
+        }
+    }
+
+    #[test]
+    fn num_to_predict_rounds_half_to_even_over_all_tokens() {
+        let p = MaskingParams {
+            masked_lm_prob: 0.15,
+            max_predictions_per_seq: 20,
+        };
+        assert_eq!(p.num_to_predict(30), 4); // 4.5 → 4
+        assert_eq!(p.num_to_predict(50), 8); // 7.5 → 8
+        assert_eq!(p.num_to_predict(3), 1); // 0.45 → 0 → at least 1
+        assert_eq!(p.num_to_predict(512), 20);
+        let neg = MaskingParams {
+            masked_lm_prob: -1.0,
+            max_predictions_per_seq: 5,
+        };
+        assert_eq!(neg.num_to_predict(100), 1);
+        let nan = MaskingParams {
+            masked_lm_prob: f64::NAN,
+            max_predictions_per_seq: 5,
+        };
+        assert!(nan
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("masked_lm_prob"));
+    }
+
+    #[test]
+    fn masks_never_touch_specials_and_labels_are_originals() {
+        let v = vocab();
+        let p = MaskingParams {
+            masked_lm_prob: 0.15,
+            max_predictions_per_seq: 20,
+        };
+        for seed in 0..50 {
+            let original = instance(37, 50);
+            let mut inst = original.clone();
+            let mut rng = PyRandom::new(seed);
+            mask_instance(&mut inst, &p, &v, &mut rng);
+            assert_eq!(
+                inst.masked_positions.len(),
+                p.num_to_predict(original.tokens.len())
+            );
+            assert!(inst.masked_positions.windows(2).all(|w| w[0] < w[1]));
+            for (&pos, &label) in inst.masked_positions.iter().zip(&inst.masked_labels) {
+                assert_eq!(label, original.tokens[pos as usize]);
+                assert!(label != v.cls && label != v.sep);
+            }
+            for (i, (&a, &b)) in original.tokens.iter().zip(&inst.tokens).enumerate() {
+                if a != b {
+                    assert!(
+                        inst.masked_positions.contains(&(i as u32)),
+                        "position {i} changed unmasked"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_selection_has_the_reference_proportions() {
+        let v = vocab();
+        let p = MaskingParams {
+            masked_lm_prob: 0.15,
+            max_predictions_per_seq: 20,
+        };
+        let mut masker = Masker::new(p, Arc::new(v.clone())).unwrap();
+        let mut rng = FastRandom::new(1);
+        let (mut total, mut masked, mut kept) = (0, 0, 0);
+        let mut per_position = [0u32; 64];
+        for _ in 0..20_000 {
+            let original = instance(30, 31);
+            let mut inst = original.clone();
+            masker.mask_sampled(&mut inst, &mut rng);
+            assert_eq!(inst.masked_positions.len(), 10);
+            for &pos in &inst.masked_positions {
+                total += 1;
+                per_position[pos as usize] += 1;
+                match inst.tokens[pos as usize] {
+                    t if t == v.mask => masked += 1,
+                    t if t == original.tokens[pos as usize] => kept += 1,
+                    _ => {}
+                }
+            }
+        }
+        let frac = |x: i32| x as f64 / total as f64;
+        assert!(
+            (frac(masked) - 0.8).abs() < 0.01,
+            "mask share {}",
+            frac(masked)
+        );
+        // Kept: 10% directly plus a random word that happens to equal the
+        // original (1 in 100 of the other 10%).
+        assert!(
+            (frac(kept) - 0.101).abs() < 0.01,
+            "keep share {}",
+            frac(kept)
+        );
+        // Every non-special position is equally likely: 61 candidates, 10 each.
+        assert_eq!(per_position[0], 0);
+        assert_eq!(per_position[31], 0);
+        assert_eq!(per_position[63], 0);
+        let expected = 20_000.0 * 10.0 / 61.0;
+        for (pos, &c) in per_position.iter().enumerate() {
+            if ![0, 31, 63].contains(&pos) {
+                assert!(
+                    (c as f64 - expected).abs() < expected * 0.1,
+                    "position {pos}: {c}"
+                );
+            }
+        }
+    }
+}
