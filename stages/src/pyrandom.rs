@@ -168,11 +168,17 @@ impl PyRandom {
             k <= 64,
             "getrandbits({k}): at most 64 bits fit a u64, use getrandbits_limbs"
         );
-        let limbs = self.getrandbits_limbs(k as usize);
-        limbs
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &w| (acc << 32) | w as u64)
+        // The same words as getrandbits_limbs, without a Vec: this is the
+        // generator's hot path (every shuffle step and randint).
+        match k {
+            0 => 0,
+            1..=32 => (self.next_u32() >> (32 - k)) as u64,
+            _ => {
+                let low = self.next_u32() as u64;
+                let high = (self.next_u32() >> (64 - k)) as u64;
+                (high << 32) | low
+            }
+        }
     }
 
     /// `getrandbits(k)` for any k, as 32-bit limbs, least significant first.
