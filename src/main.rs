@@ -26,7 +26,7 @@ enum Command {
     },
     /// Drop-in replacement for the reference create_pretraining_data.py:
     /// same flags, same records.
-    #[command(name = "create_pretraining_data")]
+    #[command(name = "create_pretraining_data", args_override_self = true)]
     CreatePretrainingData(commands::create_pretraining_data::Flags),
     /// Count the records of a TFRecord file, check every CRC and show a few
     /// examples decoded back to tokens.
@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run { pipeline, workers } => commands::run::run(pipeline, *workers),
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
-        Command::Inspect { file, vocab, show } => commands::inspect::run(file, vocab.as_ref(), *show),
+        Command::Inspect { file, vocab, show } => {
+            commands::inspect::run(file, vocab.as_ref(), *show)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,12 +24,17 @@ impl InputProgress {
             .expect("valid template"),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
-        InputProgress { bar, bytes_read, unit }
+        InputProgress {
+            bar,
+            bytes_read,
+            unit,
+        }
     }
 
     /// Updates the bar with the number of items produced so far.
     pub fn update(&self, produced: u64) {
-        self.bar.set_position(self.bytes_read.load(Ordering::Relaxed));
+        self.bar
+            .set_position(self.bytes_read.load(Ordering::Relaxed));
         self.bar.set_message(format!("{produced} {}", self.unit));
     }
 

@@ -74,7 +74,10 @@ fn parse_py_bool(s: &str) -> Result<bool, String> {
 impl Flags {
     /// Checks every flag with a message naming it, before any work.
     fn check(&self) -> anyhow::Result<()> {
-        for (name, p) in [("masked_lm_prob", self.masked_lm_prob), ("short_seq_prob", self.short_seq_prob)] {
+        for (name, p) in [
+            ("masked_lm_prob", self.masked_lm_prob),
+            ("short_seq_prob", self.short_seq_prob),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 bail!("--{name}={p} is not a probability in [0, 1]");
             }
@@ -86,7 +89,10 @@ impl Flags {
             );
         }
         if self.max_predictions_per_seq < 1 {
-            bail!("--max_predictions_per_seq={} must be at least 1", self.max_predictions_per_seq);
+            bail!(
+                "--max_predictions_per_seq={} must be at least 1",
+                self.max_predictions_per_seq
+            );
         }
         if self.dupe_factor < 1 {
             bail!("--dupe_factor={} must be at least 1", self.dupe_factor);

@@ -41,7 +41,16 @@ pub enum SinkPlan {
     Train,
 }
 
-const SECTIONS: [&str; 8] = ["ingest", "sentences", "wordpiece", "instances", "masking", "batching", "sink", "train"];
+const SECTIONS: [&str; 8] = [
+    "ingest",
+    "sentences",
+    "wordpiece",
+    "instances",
+    "masking",
+    "batching",
+    "sink",
+    "train",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,22 +79,35 @@ struct TfRecordParams {
 
 impl Plan {
     pub fn load(file: &Path, workers_override: Option<usize>) -> anyhow::Result<Plan> {
-        let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let source = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         Ok(Plan::parse(file, &source, workers_override)?)
     }
 
-    pub fn parse(file: &Path, source: &str, workers_override: Option<usize>) -> Result<Plan, Error> {
+    pub fn parse(
+        file: &Path,
+        source: &str,
+        workers_override: Option<usize>,
+    ) -> Result<Plan, Error> {
         let at = Location { file, src: source };
-        let doc = DeTable::parse(source).map_err(|e| at.error(e.span().unwrap_or(0..0), e.message().to_string()))?;
+        let doc = DeTable::parse(source)
+            .map_err(|e| at.error(e.span().unwrap_or(0..0), e.message().to_string()))?;
         let doc = doc.into_inner();
 
         let mut top = DeTable::default();
-        let mut section = |name: &str| doc.iter().find(|(k, _)| k.get_ref().as_ref() == name).map(|(_, v)| v);
+        let section = |name: &str| {
+            doc.iter()
+                .find(|(k, _)| k.get_ref().as_ref() == name)
+                .map(|(_, v)| v)
+        };
         for (k, v) in doc.iter() {
             let name = k.get_ref().as_ref();
             let is_table = matches!(v.get_ref(), DeValue::Table(_));
             if is_table && !SECTIONS.contains(&name) {
-                return Err(at.error(k.span(), format!("unknown section [{name}]; known: {}", SECTIONS.join(", "))));
+                return Err(at.error(
+                    k.span(),
+                    format!("unknown section [{name}]; known: {}", SECTIONS.join(", ")),
+                ));
             }
             if !is_table {
                 top.insert(k.clone(), v.clone());
@@ -136,12 +158,27 @@ impl Plan {
             ..Context::default()
         };
 
-        let ingest = registry.ingest.build(&mut require("ingest")?, "text", &mut ctx)?;
-        let sentences = registry.sentences.build(&mut params_of("sentences")?, "lines", &mut ctx)?;
-        let wordpiece = registry.wordpiece.build(&mut require("wordpiece")?, "wordpiece", &mut ctx)?;
-        let masking = registry.masking.build(&mut params_of("masking")?, "static", &mut ctx)?;
+        let ingest = registry
+            .ingest
+            .build(&mut require("ingest")?, "text", &mut ctx)?;
+        let sentences =
+            registry
+                .sentences
+                .build(&mut params_of("sentences")?, "lines", &mut ctx)?;
+        let wordpiece =
+            registry
+                .wordpiece
+                .build(&mut require("wordpiece")?, "wordpiece", &mut ctx)?;
+        let masking = registry
+            .masking
+            .build(&mut params_of("masking")?, "static", &mut ctx)?;
         let instance_kind = kind.as_ref().map_or("streaming", |k| k.get_ref().as_str());
-        let instances = registry.instances.build_kind(&mut instances_params, kind.as_ref(), instance_kind, &mut ctx)?;
+        let instances = registry.instances.build_kind(
+            &mut instances_params,
+            kind.as_ref(),
+            instance_kind,
+            &mut ctx,
+        )?;
         let masking = if reference { None } else { masking };
 
         let mut sink_params = require("sink")?;
@@ -164,7 +201,11 @@ impl Plan {
                     outputs,
                     gzip: p.gzip,
                     max_seq_length: ctx.max_seq_length.expect("instances built"),
-                    max_predictions_per_seq: ctx.masking.as_ref().expect("masking built").max_predictions_per_seq,
+                    max_predictions_per_seq: ctx
+                        .masking
+                        .as_ref()
+                        .expect("masking built")
+                        .max_predictions_per_seq,
                 })
             }
             Some("check") => {
@@ -174,12 +215,17 @@ impl Plan {
             Some("train") => {
                 sink_params.parse::<Empty>()?;
                 if section("train").is_none() {
-                    return Err(sink_params.error(sink_params.span.clone(), "[sink] kind = \"train\" needs a [train] section".into()));
+                    return Err(sink_params.error(
+                        sink_params.span.clone(),
+                        "[sink] kind = \"train\" needs a [train] section".into(),
+                    ));
                 }
                 SinkPlan::Train
             }
             other => {
-                let span = sink_kind.as_ref().map_or(sink_params.span.clone(), |k| k.span());
+                let span = sink_kind
+                    .as_ref()
+                    .map_or(sink_params.span.clone(), |k| k.span());
                 return Err(sink_params.error(
                     span,
                     format!("[sink] kind must be one of \"tfrecord\", \"check\", \"train\" (got {other:?})"),
@@ -188,7 +234,11 @@ impl Plan {
         };
         let batching = match sink {
             SinkPlan::TfRecord(_) => None,
-            _ => Some(registry.batching.build(&mut require("batching")?, "fixed", &mut ctx)?),
+            _ => Some(
+                registry
+                    .batching
+                    .build(&mut require("batching")?, "fixed", &mut ctx)?,
+            ),
         };
 
         Ok(Plan {

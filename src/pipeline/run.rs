@@ -7,8 +7,8 @@ use nezha_stages::error::Error;
 use nezha_stages::ingest::spawn_reader;
 use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
 use nezha_stages::registry::WorkerInfo;
-use nezha_stages::stage::BoxedStage;
 use nezha_stages::sinks::RoundRobin;
+use nezha_stages::stage::BoxedStage;
 use nezha_stages::Batch;
 use timely::WorkerConfig;
 
@@ -32,7 +32,12 @@ pub trait Tail: Clone + Send + 'static {
 }
 
 impl Tail for Instance {
-    fn attach(instances: FlowStream<'_, Instance>, _: Option<BoxedStage<Instance, Batch>>, tx: Sender<Self>, control: Control) {
+    fn attach(
+        instances: FlowStream<'_, Instance>,
+        _: Option<BoxedStage<Instance, Batch>>,
+        tx: Sender<Self>,
+        control: Control,
+    ) {
         channel_sink(instances, "sink", tx, control);
     }
 }
@@ -58,7 +63,7 @@ pub struct Running<T> {
     pub bytes_read: Arc<AtomicU64>,
     pub total_bytes: u64,
     control: Control,
-    guards: Option<timely::execute::WorkerGuards<()>>,
+    guards: Option<timely_communication::WorkerGuards<()>>,
 }
 
 impl<T> Running<T> {
@@ -126,11 +131,24 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
             peers: worker.peers(),
         };
         let control = worker_control.clone();
-        let tx = senders.lock().unwrap()[info.index].take().expect("one sender per worker");
+        let tx = senders.lock().unwrap()[info.index]
+            .take()
+            .expect("one sender per worker");
         let (doc_tx, doc_rx) = bounded(DOCUMENT_QUEUE);
         // Only worker 0's reader reports progress: every reader reads all.
-        let counter = if info.index == 0 { progress.clone() } else { Arc::new(AtomicU64::new(0)) };
-        spawn_reader(ingest.format.clone(), ingest.files.clone(), info.index, info.peers, counter, doc_tx);
+        let counter = if info.index == 0 {
+            progress.clone()
+        } else {
+            Arc::new(AtomicU64::new(0))
+        };
+        spawn_reader(
+            ingest.format.clone(),
+            ingest.files.clone(),
+            info.index,
+            info.peers,
+            counter,
+            doc_tx,
+        );
 
         let built = (|| -> Result<(), Error> {
             let sentences = sentences(info)?;

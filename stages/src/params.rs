@@ -21,7 +21,12 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
-    pub fn new(file: &'a Path, src: &'a str, section: &'a str, value: &Spanned<DeValue<'a>>) -> Result<Params<'a>> {
+    pub fn new(
+        file: &'a Path,
+        src: &'a str,
+        section: &'a str,
+        value: &Spanned<DeValue<'a>>,
+    ) -> Result<Params<'a>> {
         let at = Location { file, src };
         match value.get_ref() {
             DeValue::Table(t) => Ok(Params {
@@ -48,13 +53,21 @@ impl<'a> Params<'a> {
 
     /// Removes and returns a string key (such as `kind`) with its span.
     pub fn take_str(&mut self, key: &str) -> Result<Option<Spanned<String>>> {
-        let Some(k) = self.table.keys().find(|k| k.get_ref().as_ref() == key).cloned() else {
+        let Some(k) = self
+            .table
+            .keys()
+            .find(|k| k.get_ref().as_ref() == key)
+            .cloned()
+        else {
             return Ok(None);
         };
         let v = self.table.remove(&k).expect("key just found");
         match v.get_ref() {
             DeValue::String(s) => Ok(Some(Spanned::new(v.span(), s.to_string()))),
-            _ => Err(self.error(v.span(), format!("[{}] {key} must be a string", self.section))),
+            _ => Err(self.error(
+                v.span(),
+                format!("[{}] {key} must be a string", self.section),
+            )),
         }
     }
 
@@ -64,17 +77,37 @@ impl<'a> Params<'a> {
         let value = Spanned::new(self.span.clone(), DeValue::Table(self.table.clone()));
         T::deserialize(value.into_deserializer()).map_err(|e| {
             let span = e.span().unwrap_or(self.span.clone());
-            self.error(span, format!("[{}] {}", self.section, e.message()))
+            // Type errors point at the value but do not say whose it is.
+            let key = self
+                .table
+                .iter()
+                .find(|(k, v)| k.span().start == span.start || v.span().contains(&span.start))
+                .map(|(k, _)| k.get_ref().to_string());
+            match key {
+                Some(k) if !e.message().contains(k.as_str()) => {
+                    self.error(span, format!("[{}] {k}: {}", self.section, e.message()))
+                }
+                _ => self.error(span, format!("[{}] {}", self.section, e.message())),
+            }
         })
     }
 
     /// An error about a value, pointing at where it is written.
-    pub fn invalid<T>(&self, value: &Spanned<T>, key: &str, message: impl std::fmt::Display) -> Error {
+    pub fn invalid<T>(
+        &self,
+        value: &Spanned<T>,
+        key: &str,
+        message: impl std::fmt::Display,
+    ) -> Error {
         self.error(value.span(), format!("[{}] {key}: {message}", self.section))
     }
 
     pub fn error(&self, span: Range<usize>, message: String) -> Error {
-        Location { file: self.file, src: self.src }.error(span, message)
+        Location {
+            file: self.file,
+            src: self.src,
+        }
+        .error(span, message)
     }
 }
 
@@ -112,7 +145,11 @@ pub fn check_probability(p: &Params, v: &Spanned<f64>, key: &str) -> Result<f64>
 pub fn check_at_least(p: &Params, v: &Spanned<i64>, key: &str, min: i64) -> Result<usize> {
     let x = *v.get_ref();
     if x < min {
-        return Err(p.invalid(v, key, format!("{x} is too small; it must be at least {min}")));
+        return Err(p.invalid(
+            v,
+            key,
+            format!("{x} is too small; it must be at least {min}"),
+        ));
     }
     Ok(x as usize)
 }
@@ -131,7 +168,10 @@ mod tests {
 
     fn section<'a>(src: &'a str, name: &str) -> Spanned<DeValue<'a>> {
         let doc = DeTable::parse(src).unwrap().into_inner();
-        doc.into_iter().find(|(k, _)| k.get_ref().as_ref() == name).unwrap().1
+        doc.into_iter()
+            .find(|(k, _)| k.get_ref().as_ref() == name)
+            .unwrap()
+            .1
     }
 
     #[test]
@@ -149,14 +189,20 @@ mod tests {
     fn wrong_type_and_bad_value_point_at_the_value() {
         let src = "[m]\nprob = \"high\"\n";
         let v = section(src, "m");
-        let err = Params::new(Path::new("p.toml"), src, "m", &v).unwrap().parse::<P>().unwrap_err().to_string();
+        let err = Params::new(Path::new("p.toml"), src, "m", &v)
+            .unwrap()
+            .parse::<P>()
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("p.toml:2:"), "{err}");
 
         let src = "[m]\n\nprob = 1.5\n";
         let v = section(src, "m");
         let p = Params::new(Path::new("p.toml"), src, "m", &v).unwrap();
         let parsed: P = p.parse().unwrap();
-        let err = check_probability(&p, &parsed.prob, "prob").unwrap_err().to_string();
+        let err = check_probability(&p, &parsed.prob, "prob")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("p.toml:3:8: [m] prob: 1.5"), "{err}");
     }
 
@@ -164,7 +210,11 @@ mod tests {
     fn missing_key_is_named() {
         let src = "[m]\nn = 3\n";
         let v = section(src, "m");
-        let err = Params::new(Path::new("p.toml"), src, "m", &v).unwrap().parse::<P>().unwrap_err().to_string();
+        let err = Params::new(Path::new("p.toml"), src, "m", &v)
+            .unwrap()
+            .parse::<P>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prob"), "{err}");
         assert!(err.starts_with("p.toml:1:"), "{err}");
     }

@@ -12,19 +12,24 @@ pub fn resolve_inputs(spec: &str) -> Result<Vec<PathBuf>> {
             let before = files.len();
             walk_dir(path, &mut files)?;
             if files.len() == before {
-                return Err(Error::config(format!("input directory {entry} holds no files")));
+                return Err(Error::config(format!(
+                    "input directory {entry} holds no files"
+                )));
             }
         } else if path.exists() {
             files.push(path.to_path_buf());
         } else if entry.contains(['*', '?', '[']) {
-            let pattern = glob::glob(entry).map_err(|e| Error::config(format!("input pattern {entry}: {e}")))?;
+            let pattern = glob::glob(entry)
+                .map_err(|e| Error::config(format!("input pattern {entry}: {e}")))?;
             let mut matched: Vec<PathBuf> = pattern
                 .filter_map(|p| p.ok())
                 .filter(|p| p.is_file())
                 .collect();
             matched.sort();
             if matched.is_empty() {
-                return Err(Error::config(format!("input pattern {entry} matches no file")));
+                return Err(Error::config(format!(
+                    "input pattern {entry} matches no file"
+                )));
             }
             files.extend(matched);
         } else {
@@ -46,7 +51,10 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for p in entries {
         if p.is_dir() {
             walk_dir(&p, out)?;
-        } else if !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             out.push(p);
         }
     }
@@ -66,9 +74,17 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, "x\n").unwrap();
         }
-        let spec = format!("{}/b.txt, {}/*.txt,{}/sub", d.display(), d.display(), d.display());
+        let spec = format!(
+            "{}/b.txt, {}/*.txt,{}/sub",
+            d.display(),
+            d.display(),
+            d.display()
+        );
         let got = resolve_inputs(&spec).unwrap();
-        let names: Vec<_> = got.iter().map(|p| p.strip_prefix(d).unwrap().to_str().unwrap().to_string()).collect();
+        let names: Vec<_> = got
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().to_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, vec!["b.txt", "a.txt", "b.txt", "sub/c.txt"]);
     }
 

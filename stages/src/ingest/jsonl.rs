@@ -15,7 +15,12 @@ pub struct JsonLines {
 }
 
 impl Ingest for JsonLines {
-    fn read(&self, files: &[PathBuf], bytes_read: &AtomicU64, emit: &mut dyn FnMut(Document) -> bool) -> Result<()> {
+    fn read(
+        &self,
+        files: &[PathBuf],
+        bytes_read: &AtomicU64,
+        emit: &mut dyn FnMut(Document) -> bool,
+    ) -> Result<()> {
         let mut next_index = 0u64;
         for path in files {
             let mut reader = LineReader::open(path, bytes_read)?;
@@ -24,11 +29,13 @@ impl Ingest for JsonLines {
                     continue;
                 }
                 let at = |msg: String| Error::input(path, line_no, msg);
-                let value: serde_json::Value =
-                    serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| at(format!("not a JSON object: {e}")))?;
                 let text = match value.get(&self.text_field) {
                     Some(serde_json::Value::String(s)) => s,
-                    Some(_) => return Err(at(format!("field \"{}\" is not a string", self.text_field))),
+                    Some(_) => {
+                        return Err(at(format!("field \"{}\" is not a string", self.text_field)))
+                    }
                     None => return Err(at(format!("no field \"{}\"", self.text_field))),
                 };
                 let lines: Vec<String> = text
@@ -63,8 +70,14 @@ mod tests {
     fn reads_text_field_and_reports_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.jsonl");
-        std::fs::write(&p, "{\"body\": \"一。\\n\\n二。\", \"id\": 1}\n\n{\"body\": 3}\n").unwrap();
-        let ingest = JsonLines { text_field: "body".into() };
+        std::fs::write(
+            &p,
+            "{\"body\": \"一。\\n\\n二。\", \"id\": 1}\n\n{\"body\": 3}\n",
+        )
+        .unwrap();
+        let ingest = JsonLines {
+            text_field: "body".into(),
+        };
         let mut docs = Vec::new();
         let err = ingest
             .read(std::slice::from_ref(&p), &AtomicU64::new(0), &mut |d| {
@@ -74,6 +87,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(docs[0].lines, vec!["一。", "二。"]);
-        assert!(err.contains("c.jsonl:3") && err.contains("not a string"), "{err}");
+        assert!(
+            err.contains("c.jsonl:3") && err.contains("not a string"),
+            "{err}"
+        );
     }
 }

@@ -22,7 +22,10 @@ pub struct LineReader<'a> {
 impl<'a> LineReader<'a> {
     pub fn open(path: &Path, bytes_read: &'a AtomicU64) -> Result<LineReader<'a>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let file = Counting { inner: file, count: bytes_read };
+        let file = Counting {
+            inner: file,
+            count: bytes_read,
+        };
         let raw: Box<dyn Read + Send + 'a> = if path.extension().is_some_and(|e| e == "gz") {
             Box::new(MultiGzDecoder::new(file))
         } else {
@@ -57,7 +60,10 @@ impl<'a> LineReader<'a> {
         self.line_no += 1;
         match std::str::from_utf8(&self.buf) {
             Ok(s) => Ok(Some((self.line_no, s))),
-            Err(e) => Err(Error::invalid_utf8(&self.path, start + e.valid_up_to() as u64)),
+            Err(e) => Err(Error::invalid_utf8(
+                &self.path,
+                start + e.valid_up_to() as u64,
+            )),
         }
     }
 }
@@ -90,14 +96,18 @@ mod tests {
         let mut r = LineReader::open(&p, &count).unwrap();
         assert_eq!(r.next_line().unwrap(), Some((1, "ok line\n")));
         let err = r.next_line().unwrap_err().to_string();
-        assert!(err.contains("bad.txt") && err.contains("byte offset 10"), "{err}");
+        assert!(
+            err.contains("bad.txt") && err.contains("byte offset 10"),
+            "{err}"
+        );
     }
 
     #[test]
     fn gzip_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.txt.gz");
-        let mut gz = flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
         gz.write_all("第一行\nsecond".as_bytes()).unwrap();
         gz.finish().unwrap();
         let count = AtomicU64::new(0);

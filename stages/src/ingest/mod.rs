@@ -30,5 +30,10 @@ use crate::error::Result;
 /// counts the bytes taken from the files (compressed bytes for `.gz`), for
 /// progress reports.
 pub trait Ingest: Send + Sync {
-    fn read(&self, files: &[PathBuf], bytes_read: &AtomicU64, emit: &mut dyn FnMut(Document) -> bool) -> Result<()>;
+    fn read(
+        &self,
+        files: &[PathBuf],
+        bytes_read: &AtomicU64,
+        emit: &mut dyn FnMut(Document) -> bool,
+    ) -> Result<()>;
 }

@@ -17,7 +17,12 @@ pub struct Text {
 }
 
 impl Ingest for Text {
-    fn read(&self, files: &[PathBuf], bytes_read: &AtomicU64, emit: &mut dyn FnMut(Document) -> bool) -> Result<()> {
+    fn read(
+        &self,
+        files: &[PathBuf],
+        bytes_read: &AtomicU64,
+        emit: &mut dyn FnMut(Document) -> bool,
+    ) -> Result<()> {
         let mut next_index = 0u64;
         let mut doc = Document::default();
         // Hands on the current document if it has any lines; false = stop.
@@ -80,7 +85,12 @@ mod tests {
 
     #[test]
     fn blank_lines_separate_documents_and_lines_are_stripped() {
-        let docs = read(&Text { document_per_file: true }, &["  a \nb\n\u{3000}\n\n\nc\r\n"]);
+        let docs = read(
+            &Text {
+                document_per_file: true,
+            },
+            &["  a \nb\n\u{3000}\n\n\nc\r\n"],
+        );
         let lines: Vec<_> = docs.iter().map(|d| d.lines.clone()).collect();
         assert_eq!(lines, vec![vec!["a", "b"], vec!["c"]]);
         assert_eq!(docs[1].index, 1);
@@ -90,9 +100,19 @@ mod tests {
     #[test]
     fn reference_documents_run_across_files() {
         let files = ["a\nb\n", "c\n\nd\n"];
-        let per_file = read(&Text { document_per_file: true }, &files);
+        let per_file = read(
+            &Text {
+                document_per_file: true,
+            },
+            &files,
+        );
         assert_eq!(per_file.len(), 3);
-        let joined = read(&Text { document_per_file: false }, &files);
+        let joined = read(
+            &Text {
+                document_per_file: false,
+            },
+            &files,
+        );
         let lines: Vec<_> = joined.iter().map(|d| d.lines.clone()).collect();
         assert_eq!(lines, vec![vec!["a", "b", "c"], vec!["d"]]);
     }

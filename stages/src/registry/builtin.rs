@@ -10,7 +10,9 @@ use super::{Context, Factory, IngestPlan, Registry};
 use crate::batch::Batching;
 use crate::error::Result;
 use crate::ingest::{resolve_inputs, JsonLines, Text};
-use crate::params::{check_at_least, Params};
+use crate::instances::{ReferenceInstances, ReferenceParams, StreamingInstances, StreamingParams};
+use crate::masking::{MaskingParams, MaskingStage};
+use crate::params::{check_at_least, check_probability, Params};
 use crate::sentences::{Lines, Punct};
 use crate::vocab::Vocab;
 use crate::wordpiece::WordPiece;
@@ -27,6 +29,9 @@ pub fn register(r: &mut Registry) {
         Ok(Arc::new(|_| Ok(Box::new(Punct))))
     });
     r.wordpiece.add("wordpiece", wordpiece);
+    r.masking.add("static", static_masking);
+    r.instances.add("streaming", streaming_instances);
+    r.instances.add("reference", reference_instances);
     r.batching.add("fixed", batching);
 }
 
@@ -43,10 +48,17 @@ enum Inputs {
     Many(Vec<String>),
 }
 
-fn resolve(p: &Params, ctx: &Context, input: &Spanned<Inputs>) -> Result<Arc<Vec<std::path::PathBuf>>> {
+fn resolve(
+    p: &Params,
+    ctx: &Context,
+    input: &Spanned<Inputs>,
+) -> Result<Arc<Vec<std::path::PathBuf>>> {
     let entries: Vec<String> = match input.get_ref() {
         Inputs::One(s) => s.split(',').map(str::to_string).collect(),
-        Inputs::Many(v) => v.iter().flat_map(|s| s.split(',').map(str::to_string)).collect(),
+        Inputs::Many(v) => v
+            .iter()
+            .flat_map(|s| s.split(',').map(str::to_string))
+            .collect(),
     };
     let spec: Vec<String> = entries
         .iter()
@@ -92,7 +104,9 @@ fn jsonl(p: &Params, ctx: &mut Context) -> Result<IngestPlan> {
     let j: JsonlParams = p.parse()?;
     Ok(IngestPlan {
         files: resolve(p, ctx, &j.input)?,
-        format: Arc::new(JsonLines { text_field: j.text_field }),
+        format: Arc::new(JsonLines {
+            text_field: j.text_field,
+        }),
     })
 }
 
@@ -108,9 +122,15 @@ fn yes() -> bool {
     true
 }
 
-fn wordpiece(p: &Params, ctx: &mut Context) -> Result<Factory<crate::Document, crate::TokenizedDocument>> {
+fn wordpiece(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Factory<crate::Document, crate::TokenizedDocument>> {
     let w: WordPieceParams = p.parse()?;
-    let vocab = Arc::new(Vocab::load(&ctx.resolve(w.vocab.get_ref())).map_err(|e| p.invalid(&w.vocab, "vocab", e))?);
+    let vocab = Arc::new(
+        Vocab::load(&ctx.resolve(w.vocab.get_ref()))
+            .map_err(|e| p.invalid(&w.vocab, "vocab", e))?,
+    );
     // Built once here so a bad vocab fails before the run; workers clone it.
     let tokenizer = WordPiece::new(vocab.clone(), w.do_lower_case)?;
     ctx.vocab = Some(vocab);
@@ -128,8 +148,171 @@ struct BatchingParams {
 fn batching(p: &Params, ctx: &mut Context) -> Result<Factory<crate::Instance, crate::Batch>> {
     let b: BatchingParams = p.parse()?;
     let batch_size = check_at_least(p, &b.batch_size, "batch_size", 1)?;
-    let seq_len = ctx.max_seq_length.expect("[instances] is built before [batching]");
-    let max_predictions = ctx.masking.as_ref().expect("[masking] is built before [batching]").max_predictions_per_seq;
+    let seq_len = ctx
+        .max_seq_length
+        .expect("[instances] is built before [batching]");
+    let max_predictions = ctx
+        .masking
+        .as_ref()
+        .expect("[masking] is built before [batching]")
+        .max_predictions_per_seq;
     let keep = b.keep_remainder;
-    Ok(Arc::new(move |_| Ok(Box::new(Batching::new(batch_size, seq_len, max_predictions, keep)))))
+    Ok(Arc::new(move |_| {
+        Ok(Box::new(Batching::new(
+            batch_size,
+            seq_len,
+            max_predictions,
+            keep,
+        )))
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskingToml {
+    #[serde(default = "default_masked_lm_prob")]
+    masked_lm_prob: Spanned<f64>,
+    #[serde(default = "default_max_predictions")]
+    max_predictions_per_seq: Spanned<i64>,
+}
+
+fn default_masked_lm_prob() -> Spanned<f64> {
+    Spanned::new(0..0, 0.15)
+}
+
+fn default_max_predictions() -> Spanned<i64> {
+    Spanned::new(0..0, 20)
+}
+
+/// Static masking: one mask per instance. In reference mode the instance
+/// generator applies it itself (see `ReferenceInstances`), so no separate
+/// operator is built.
+fn static_masking(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Option<Factory<crate::Instance, crate::Instance>>> {
+    let m: MaskingToml = p.parse()?;
+    let params = MaskingParams {
+        masked_lm_prob: check_probability(p, &m.masked_lm_prob, "masked_lm_prob")?,
+        max_predictions_per_seq: check_at_least(
+            p,
+            &m.max_predictions_per_seq,
+            "max_predictions_per_seq",
+            1,
+        )?,
+    };
+    ctx.masking = Some(params);
+    let vocab = ctx
+        .vocab
+        .clone()
+        .expect("[wordpiece] is built before [masking]");
+    let seed = ctx.seed;
+    // Checked once here, so building per worker cannot fail on parameters.
+    MaskingStage::new(params, vocab.clone(), seed, 0)?;
+    Ok(Some(Arc::new(move |w| {
+        Ok(Box::new(MaskingStage::new(
+            params,
+            vocab.clone(),
+            seed,
+            w.index,
+        )?))
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstancesToml {
+    #[serde(default = "default_max_seq_length")]
+    max_seq_length: Spanned<i64>,
+    #[serde(default = "default_short_seq_prob")]
+    short_seq_prob: Spanned<f64>,
+    #[serde(default = "default_dupe_factor")]
+    dupe_factor: Spanned<i64>,
+    reservoir_documents: Option<Spanned<i64>>,
+    shuffle_buffer: Option<Spanned<i64>>,
+}
+
+fn default_max_seq_length() -> Spanned<i64> {
+    Spanned::new(0..0, 128)
+}
+
+fn default_short_seq_prob() -> Spanned<f64> {
+    Spanned::new(0..0, 0.1)
+}
+
+fn default_dupe_factor() -> Spanned<i64> {
+    Spanned::new(0..0, 10)
+}
+
+/// Checks what every instance generator shares. `[CLS] a [SEP] b [SEP]`
+/// needs at least one token in each segment.
+fn instance_basics(
+    p: &Params,
+    t: &InstancesToml,
+    ctx: &mut Context,
+) -> Result<(usize, f64, usize)> {
+    let max_seq_length = check_at_least(p, &t.max_seq_length, "max_seq_length", 5)?;
+    let short_seq_prob = check_probability(p, &t.short_seq_prob, "short_seq_prob")?;
+    let dupe_factor = check_at_least(p, &t.dupe_factor, "dupe_factor", 1)?;
+    ctx.max_seq_length = Some(max_seq_length);
+    Ok((max_seq_length, short_seq_prob, dupe_factor))
+}
+
+fn streaming_instances(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Factory<crate::TokenizedDocument, crate::Instance>> {
+    let t: InstancesToml = p.parse()?;
+    let (max_seq_length, short_seq_prob, dupe_factor) = instance_basics(p, &t, ctx)?;
+    let mut params = StreamingParams::new(max_seq_length, short_seq_prob, dupe_factor, ctx.seed, 0);
+    if let Some(r) = &t.reservoir_documents {
+        params.reservoir_docs = check_at_least(p, r, "reservoir_documents", 2)?;
+    }
+    if let Some(s) = &t.shuffle_buffer {
+        params.shuffle_buffer = check_at_least(p, s, "shuffle_buffer", 1)?;
+    }
+    let vocab = ctx
+        .vocab
+        .clone()
+        .expect("[wordpiece] is built before [instances]");
+    StreamingInstances::new(params, &vocab)?;
+    Ok(Arc::new(move |w| {
+        let params = StreamingParams {
+            worker: w.index,
+            ..params
+        };
+        Ok(Box::new(StreamingInstances::new(params, &vocab)?))
+    }))
+}
+
+fn reference_instances(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Factory<crate::TokenizedDocument, crate::Instance>> {
+    let t: InstancesToml = p.parse()?;
+    if let Some(r) = t.reservoir_documents.as_ref().or(t.shuffle_buffer.as_ref()) {
+        return Err(p.invalid(
+            r,
+            "reservoir_documents/shuffle_buffer",
+            "only the streaming generator has these; the reference holds every document",
+        ));
+    }
+    let (max_seq_length, short_seq_prob, dupe_factor) = instance_basics(p, &t, ctx)?;
+    let masking = ctx.masking.expect("[masking] is built before [instances]");
+    let params = ReferenceParams {
+        max_seq_length,
+        short_seq_prob,
+        dupe_factor,
+        masked_lm_prob: masking.masked_lm_prob,
+        max_predictions_per_seq: masking.max_predictions_per_seq,
+        random_seed: ctx.seed as i64,
+        vocab: ctx
+            .vocab
+            .clone()
+            .expect("[wordpiece] is built before [instances]"),
+    };
+    ReferenceInstances::new(params.clone())?;
+    Ok(Arc::new(move |_| {
+        Ok(Box::new(ReferenceInstances::new(params.clone())?))
+    }))
 }

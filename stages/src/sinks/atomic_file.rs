@@ -15,10 +15,17 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<AtomicFile> {
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::config(format!("output path {} names no file", path.display())))?;
-        let tmp = path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        let name = path.file_name().ok_or_else(|| {
+            Error::config(format!("output path {} names no file", path.display()))
+        })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
+        }
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let file = File::create(&tmp).map_err(|e| Error::io(path, e))?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
@@ -38,7 +45,9 @@ impl AtomicFile {
     /// Flushes, syncs and renames the file into place.
     pub fn commit(mut self) -> Result<()> {
         let writer = self.writer.take().expect("file not yet committed");
-        let file = writer.into_inner().map_err(|e| Error::io(&self.path, e.into_error()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.path, e))?;
         std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
     }
@@ -84,7 +93,12 @@ mod tests {
 
     #[test]
     fn unwritable_path_is_named() {
-        let err = AtomicFile::create(Path::new("/no/such/dir/out.tfrecord")).err().unwrap().to_string();
-        assert!(err.contains("/no/such/dir/out.tfrecord"), "{err}");
+        // A regular file cannot be a directory, even for root.
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let target = blocker.join("out.tfrecord");
+        let err = AtomicFile::create(&target).err().unwrap().to_string();
+        assert!(err.contains(&*target.to_string_lossy()), "{err}");
     }
 }

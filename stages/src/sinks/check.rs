@@ -26,14 +26,19 @@ pub fn check_batch(b: &Batch, vocab_size: usize) -> Result<()> {
         let mask = &b.input_mask[r * l..(r + 1) * l];
         let real = mask.iter().take_while(|&&m| m == 1).count();
         if mask[real..].iter().any(|&m| m != 0) || real < 3 {
-            return bad(format!("row {r}: input_mask is not a prefix of at least 3 ones"));
+            return bad(format!(
+                "row {r}: input_mask is not a prefix of at least 3 ones"
+            ));
         }
         let seg = &b.segment_ids[r * l..r * l + real];
         let a = seg.iter().take_while(|&&s| s == 0).count();
         if seg[a..].iter().any(|&s| s != 1) || a < 2 || a == real {
             return bad(format!("row {r}: segment_ids are not 0s then 1s"));
         }
-        if b.input_ids[r * l..(r + 1) * l].iter().any(|&t| t < 0 || t as usize >= vocab_size) {
+        if b.input_ids[r * l..(r + 1) * l]
+            .iter()
+            .any(|&t| t < 0 || t as usize >= vocab_size)
+        {
             return bad(format!("row {r}: token id outside the vocab"));
         }
         let w = &b.masked_lm_weights[r * p..(r + 1) * p];
@@ -42,10 +47,17 @@ pub fn check_batch(b: &Batch, vocab_size: usize) -> Result<()> {
             return bad(format!("row {r}: masked_lm_weights are not 1s then 0s"));
         }
         let pos = &b.masked_lm_positions[r * p..r * p + m];
-        if pos.windows(2).any(|w| w[0] >= w[1]) || pos.iter().any(|&x| x < 1 || x as usize >= real - 1) {
-            return bad(format!("row {r}: masked positions not increasing inside the tokens"));
+        if pos.windows(2).any(|w| w[0] >= w[1])
+            || pos.iter().any(|&x| x < 1 || x as usize >= real - 1)
+        {
+            return bad(format!(
+                "row {r}: masked positions not increasing inside the tokens"
+            ));
         }
-        if b.masked_lm_ids[r * p..r * p + m].iter().any(|&t| t < 0 || t as usize >= vocab_size) {
+        if b.masked_lm_ids[r * p..r * p + m]
+            .iter()
+            .any(|&t| t < 0 || t as usize >= vocab_size)
+        {
             return bad(format!("row {r}: masked label outside the vocab"));
         }
         if !matches!(b.next_sentence_labels[r], 0 | 1) {

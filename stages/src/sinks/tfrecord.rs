@@ -46,7 +46,8 @@ impl Out {
             Out::Gzip(w) => {
                 let gz = w.into_inner();
                 let mut file = gz.finish().map_err(|e| Error::data(format!("gzip: {e}")))?;
-                file.flush().map_err(|e| Error::data(format!("flush: {e}")))?;
+                file.flush()
+                    .map_err(|e| Error::data(format!("flush: {e}")))?;
                 file.commit()
             }
         }
@@ -56,7 +57,7 @@ impl Out {
 impl TfRecordSink {
     /// Creates every output file (as a temporary) before consuming anything,
     /// so an unwritable path fails before any work is done.
-    pub fn open(&self) -> Result<TfRecordWriters> {
+    pub fn open(&self) -> Result<TfRecordWriters<'_>> {
         if self.outputs.is_empty() {
             return Err(Error::config("no output file given"));
         }
@@ -64,7 +65,10 @@ impl TfRecordSink {
         for path in &self.outputs {
             let file = AtomicFile::create(path)?;
             outs.push(if self.gzip {
-                Out::Gzip(RecordWriter::new(GzEncoder::new(file, flate2::Compression::default())))
+                Out::Gzip(RecordWriter::new(GzEncoder::new(
+                    file,
+                    flate2::Compression::default(),
+                )))
             } else {
                 Out::Plain(RecordWriter::new(file))
             });
@@ -93,7 +97,12 @@ pub struct TfRecordWriters<'a> {
 impl TfRecordWriters<'_> {
     pub fn write(&mut self, inst: &Instance) -> Result<()> {
         self.buf.clear();
-        encode_instance(inst, self.sink.max_seq_length, self.sink.max_predictions_per_seq, &mut self.buf);
+        encode_instance(
+            inst,
+            self.sink.max_seq_length,
+            self.sink.max_predictions_per_seq,
+            &mut self.buf,
+        )?;
         let i = self.next;
         self.outs[i]
             .write(&self.buf)
