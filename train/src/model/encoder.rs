@@ -1,0 +1,31 @@
+//! The layer stack. The relative table `R` is built once per forward for the
+//! actual length and shared by every layer (spec §1.3 "Sharing").
+
+use tch::Tensor;
+
+use super::blocks::Mode;
+use super::config::NezhaConfig;
+use super::layer::Layer;
+use super::params::ParamStore;
+
+pub struct Encoder {
+    pub layers: Vec<Layer>,
+}
+
+impl Encoder {
+    pub fn new(ps: &mut ParamStore, prefix: &str, cfg: &NezhaConfig) -> Encoder {
+        Encoder {
+            layers: (0..cfg.num_hidden_layers)
+                .map(|i| Layer::new(ps, &format!("{prefix}.layer.{i}"), cfg))
+                .collect(),
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor, mask_add: &Tensor, rel: &Tensor, mode: Mode) -> Tensor {
+        let mut h = x.shallow_clone();
+        for layer in &self.layers {
+            h = layer.forward(&h, mask_add, rel, mode);
+        }
+        h
+    }
+}

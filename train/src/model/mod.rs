@@ -1,0 +1,24 @@
+//! NEZHA (arXiv 1909.00204) as its code computes it (see the spec §1): config,
+//! relative positions, the modules bottom-up, the pretraining model, losses,
+//! and weight files.
+
+pub mod attention;
+pub mod blocks;
+pub mod config;
+pub mod embeddings;
+pub mod encoder;
+pub mod heads;
+pub mod inputs;
+pub mod layer;
+pub mod loss;
+pub mod params;
+pub mod pooler;
+pub mod pretraining;
+pub mod relative_position;
+pub mod weights;
+
+pub use blocks::Mode;
+pub use config::{Activation, NezhaConfig};
+pub use inputs::PreTrainingInputs;
+pub use loss::{pretraining_loss, PreTrainingLoss};
+pub use pretraining::{NezhaForPreTraining, PreTrainingOutput};
