@@ -16,12 +16,15 @@ use super::Plan;
 
 /// Documents a reader may run ahead of its worker.
 const DOCUMENT_QUEUE: usize = 256;
-/// Items a worker may run ahead of the sink.
-const SINK_QUEUE: usize = 1024;
 
 /// What the end of each worker's stream is: masked instances (for TFRecord
 /// files) or batches (for the trainer and the checking consumer).
 pub trait Tail: Clone + Send + 'static {
+    /// Items a worker may run ahead of the sink: enough to keep the sink
+    /// busy, few enough that memory does not depend on it (a batch of 64
+    /// at length 128 is about 200 KB).
+    const QUEUE: usize;
+
     /// Connects a worker's stream of masked instances to its sink channel.
     fn attach(
         instances: FlowStream<'_, Instance>,
@@ -32,6 +35,7 @@ pub trait Tail: Clone + Send + 'static {
 }
 
 impl Tail for Instance {
+    const QUEUE: usize = 1024;
     fn attach(
         instances: FlowStream<'_, Instance>,
         _: Option<BoxedStage<Instance, Batch>>,
@@ -43,6 +47,7 @@ impl Tail for Instance {
 }
 
 impl Tail for Batch {
+    const QUEUE: usize = 8;
     fn attach(
         instances: FlowStream<'_, Instance>,
         batching: Option<BoxedStage<Instance, Batch>>,
@@ -99,7 +104,7 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..peers {
-        let (tx, rx) = bounded::<T>(SINK_QUEUE);
+        let (tx, rx) = bounded::<T>(T::QUEUE);
         senders.push(Some(tx));
         receivers.push(rx);
     }

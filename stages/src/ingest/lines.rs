@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 /// Reads a text file line by line, checking UTF-8 as it goes so that an
 /// error names the byte offset of the first bad byte. `.gz` files are
 /// decompressed; offsets then count decompressed bytes.
+///
+/// Lines end at `\n` only, and every `\r` is dropped wherever it is: that is
+/// what the reference's `tf.gfile.GFile.readline()` does (pinned by the
+/// golden case `reader`), so `a\rb` reads as `ab` and CRLF files read as LF.
 pub struct LineReader<'a> {
     path: PathBuf,
     reader: Box<dyn BufRead + Send + 'a>,
@@ -58,6 +62,13 @@ impl<'a> LineReader<'a> {
         let start = self.offset;
         self.offset += n as u64;
         self.line_no += 1;
+        if self.buf.contains(&b'\r') {
+            // Checked before dropping, so offsets stay those of the file.
+            if let Err(e) = std::str::from_utf8(&self.buf) {
+                return Err(Error::invalid_utf8(&self.path, start + e.valid_up_to() as u64));
+            }
+            self.buf.retain(|&b| b != b'\r');
+        }
         match std::str::from_utf8(&self.buf) {
             Ok(s) => Ok(Some((self.line_no, s))),
             Err(e) => Err(Error::invalid_utf8(
@@ -100,6 +111,20 @@ mod tests {
             err.contains("bad.txt") && err.contains("byte offset 10"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn carriage_returns_are_dropped_as_the_reference_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cr.txt");
+        std::fs::write(&p, b"a\rb\r\nc\r\r\n").unwrap();
+        let count = AtomicU64::new(0);
+        let mut r = LineReader::open(&p, &count).unwrap();
+        assert_eq!(r.next_line().unwrap(), Some((1, "ab\n")));
+        assert_eq!(r.next_line().unwrap(), Some((2, "c\n")));
+        assert_eq!(r.next_line().unwrap(), None);
+        drop(r);
+        assert_eq!(count.into_inner(), 9);
     }
 
     #[test]
