@@ -72,12 +72,16 @@ impl Batch {
         self.segment_ids.extend(std::iter::repeat_n(1, n - a));
         self.segment_ids.extend(std::iter::repeat_n(0, l - n));
         let m = inst.masked_positions.len();
-        self.masked_lm_positions.extend(inst.masked_positions.iter().map(|&t| t as i64));
-        self.masked_lm_positions.extend(std::iter::repeat_n(0, p - m));
-        self.masked_lm_ids.extend(inst.masked_labels.iter().map(|&t| t as i64));
+        self.masked_lm_positions
+            .extend(inst.masked_positions.iter().map(|&t| t as i64));
+        self.masked_lm_positions
+            .extend(std::iter::repeat_n(0, p - m));
+        self.masked_lm_ids
+            .extend(inst.masked_labels.iter().map(|&t| t as i64));
         self.masked_lm_ids.extend(std::iter::repeat_n(0, p - m));
         self.masked_lm_weights.extend(std::iter::repeat_n(1.0, m));
-        self.masked_lm_weights.extend(std::iter::repeat_n(0.0, p - m));
+        self.masked_lm_weights
+            .extend(std::iter::repeat_n(0.0, p - m));
         self.next_sentence_labels.push(inst.is_random_next as i64);
         self.size += 1;
         Ok(())
@@ -101,7 +105,12 @@ pub struct Batching {
 }
 
 impl Batching {
-    pub fn new(batch_size: usize, seq_len: usize, max_predictions: usize, keep_remainder: bool) -> Batching {
+    pub fn new(
+        batch_size: usize,
+        seq_len: usize,
+        max_predictions: usize,
+        keep_remainder: bool,
+    ) -> Batching {
         Batching {
             batch_size,
             seq_len,
@@ -173,6 +182,9 @@ mod tests {
         let out = run_all(&mut Batching::new(2, 4, 1, false), items.clone()).unwrap();
         assert_eq!(out.iter().map(|b| b.size).collect::<Vec<_>>(), vec![2, 2]);
         let out = run_all(&mut Batching::new(2, 4, 1, true), items).unwrap();
-        assert_eq!(out.iter().map(|b| b.size).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            out.iter().map(|b| b.size).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
     }
 }

@@ -116,7 +116,12 @@ pub fn channel_source<'s, T: Clone + 'static>(
 
 /// Runs `stage` as an operator. After an error (its own or another
 /// worker's) it stops passing data on and just forwards the end marker.
-pub fn stage_operator<'s, S>(input: FlowStream<'s, S::In>, name: &str, mut stage: S, control: Control) -> FlowStream<'s, S::Out>
+pub fn stage_operator<'s, S>(
+    input: FlowStream<'s, S::In>,
+    name: &str,
+    mut stage: S,
+    control: Control,
+) -> FlowStream<'s, S::Out>
 where
     S: Stage,
     S::In: Clone + 'static,
@@ -154,7 +159,12 @@ where
 /// and closes the channel at the end of the stream. When the consumer hangs
 /// up (a trainer that has taken all the steps it wants), the run is asked to
 /// stop.
-pub fn channel_sink<T: Clone + 'static>(input: FlowStream<'_, T>, name: &str, tx: Sender<T>, control: Control) {
+pub fn channel_sink<T: Clone + 'static>(
+    input: FlowStream<'_, T>,
+    name: &str,
+    tx: Sender<T>,
+    control: Control,
+) {
     let mut tx = Some(tx);
     input.sink(Pipeline, name, move |(input, _frontier)| {
         input.for_each(|_cap, data| {

@@ -38,7 +38,10 @@ impl<I: 'static, O: 'static> Stage for BoxedStage<I, O> {
 
 /// Runs a stage over a whole list, for tests and for the single-threaded
 /// reference mode.
-pub fn run_all<S: Stage + ?Sized>(stage: &mut S, items: impl IntoIterator<Item = S::In>) -> Result<Vec<S::Out>> {
+pub fn run_all<S: Stage + ?Sized>(
+    stage: &mut S,
+    items: impl IntoIterator<Item = S::In>,
+) -> Result<Vec<S::Out>> {
     let mut out = Vec::new();
     for item in items {
         stage.push(item, &mut |o| out.push(o))?;

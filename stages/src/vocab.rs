@@ -80,7 +80,11 @@ impl Vocab {
 
     /// Size of the id space (largest id + 1), the model's vocab size.
     pub fn id_space(&self) -> usize {
-        self.ids.values().map(|&i| i as usize + 1).max().unwrap_or(0)
+        self.ids
+            .values()
+            .map(|&i| i as usize + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn id(&self, token: &str) -> Option<u32> {
@@ -99,7 +103,10 @@ impl Vocab {
         if self.ids[w] == id {
             return Some(w);
         }
-        self.words.iter().find(|w| self.ids[*w] == id).map(|s| s.as_str())
+        self.words
+            .iter()
+            .find(|w| self.ids[*w] == id)
+            .map(|s| s.as_str())
     }
 
     pub fn token_map(&self) -> &HashMap<String, u32> {
@@ -113,7 +120,11 @@ mod tests {
 
     #[test]
     fn ids_follow_lines_and_strip_whitespace() {
-        let v = Vocab::parse("[PAD]\n [UNK] \n[CLS]\n[SEP]\n[MASK]\nhello\r\n##lo", Path::new("v")).unwrap();
+        let v = Vocab::parse(
+            "[PAD]\n [UNK] \n[CLS]\n[SEP]\n[MASK]\nhello\r\n##lo",
+            Path::new("v"),
+        )
+        .unwrap();
         assert_eq!(v.id("[UNK]"), Some(1));
         assert_eq!(v.id("hello"), Some(5));
         assert_eq!(v.id("##lo"), Some(6));

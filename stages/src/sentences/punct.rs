@@ -21,7 +21,10 @@ fn is_ascii_terminator(c: char) -> bool {
 }
 
 fn is_closer(c: char) -> bool {
-    matches!(c, '”' | '’' | '」' | '』' | '）' | '》' | '〉' | '】' | '"' | '\'' | ')' | ']')
+    matches!(
+        c,
+        '”' | '’' | '」' | '』' | '）' | '》' | '〉' | '】' | '"' | '\'' | ')' | ']'
+    )
 }
 
 /// Splits one paragraph into trimmed, non-empty sentences.
@@ -32,11 +35,12 @@ pub fn split_sentences(text: &str) -> Vec<String> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i].1;
-        let ascii_end = is_ascii_terminator(c)
-            && chars.get(i + 1).is_none_or(|&(_, n)| super::is_py_space(n));
+        let ascii_end =
+            is_ascii_terminator(c) && chars.get(i + 1).is_none_or(|&(_, n)| super::is_py_space(n));
         if is_terminator(c) || ascii_end {
             let mut j = i + 1;
-            while j < chars.len() && (is_terminator(chars[j].1) || is_ascii_terminator(chars[j].1)) {
+            while j < chars.len() && (is_terminator(chars[j].1) || is_ascii_terminator(chars[j].1))
+            {
                 j += 1;
             }
             while j < chars.len() && is_closer(chars[j].1) {
