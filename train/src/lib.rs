@@ -3,4 +3,5 @@
 
 pub mod atomic;
 pub mod model;
+pub mod optim;
 pub mod tensorfile;

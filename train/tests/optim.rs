@@ -1,0 +1,292 @@
+//! The optimizers, clipping and schedule against the independent float32
+//! implementation in scripts/fixtures/lamb.py (tests/fixtures/lamb/).
+
+use std::path::PathBuf;
+
+use nezha_train::optim::{
+    clip_global_norm, AdamWeightDecay, Lamb, Optimizer, OptimizerConfig, OptimizerKind, Schedule,
+};
+use nezha_train::tensorfile::{self, TensorFile};
+use tch::{Kind, Tensor};
+
+fn fixture(name: &str) -> TensorFile {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/lamb")
+        .join(name);
+    tensorfile::load(&p).unwrap()
+}
+
+/// Elementwise `|a − b| ≤ 1e-6·max(|b|, rms(b))`: relative, with the
+/// denominator floored at the tensor's scale so that an element that an
+/// update brought near zero is not held to a tighter absolute bound than its
+/// neighbours.
+fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!(a.size(), b.size(), "{what}: shape");
+    let a = a.to_kind(Kind::Double);
+    let b = b.to_kind(Kind::Double);
+    let rms = b.square().mean(Kind::Double).sqrt().double_value(&[]);
+    let excess = ((&a - &b).abs() - b.abs().clamp_min(rms.max(1e-30)) * 1e-6)
+        .max()
+        .double_value(&[]);
+    assert!(
+        excess <= 0.0,
+        "{what}: off by {excess:e} beyond 1e-6 relative\n{a}\n{b}"
+    );
+}
+
+fn sched_from(meta: &serde_json::Value) -> Schedule {
+    Schedule {
+        init_lr: meta["init_lr"].as_f64().unwrap(),
+        warmup_steps: meta["warmup"].as_u64().unwrap(),
+        total_steps: meta["total"].as_u64().unwrap(),
+        power: meta["power"].as_f64().unwrap(),
+        adjust_for_warmup: meta["adjust"].as_bool().unwrap(),
+    }
+}
+
+/// Sets `p.grad()` to `g` through a backward pass of `Σ p·g`.
+fn set_grads(params: &[(String, Tensor)], grads: &[Tensor]) {
+    for (_, p) in params {
+        let mut p = p.shallow_clone();
+        p.zero_grad();
+    }
+    let loss = params
+        .iter()
+        .zip(grads)
+        .map(|((_, p), g)| (p * g).sum(Kind::Float))
+        .reduce(|a, b| a + b)
+        .unwrap();
+    loss.backward();
+}
+
+fn run(kind: OptimizerKind) {
+    let f = fixture("steps.safetensors");
+    let names: Vec<String> = f.metadata["params"].split(',').map(String::from).collect();
+    let steps: u64 = f.metadata["steps"].parse().unwrap();
+    let sched = sched_from(&serde_json::from_str(&f.metadata["schedule"]).unwrap());
+    let params: Vec<(String, Tensor)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                f.get(&format!("init.{n}"))
+                    .unwrap()
+                    .copy()
+                    .set_requires_grad(true),
+            )
+        })
+        .collect();
+    let mut opt = Optimizer::new(kind, OptimizerConfig::default(), &params);
+    let tag = match kind {
+        OptimizerKind::Lamb => "lamb",
+        OptimizerKind::AdamWeightDecay => "adam",
+    };
+    for s in 0..steps {
+        let grads: Vec<Tensor> = names
+            .iter()
+            .map(|n| f.get(&format!("grad.{s}.{n}")).unwrap().shallow_clone())
+            .collect();
+        set_grads(&params, &grads);
+        let clip = clip_global_norm(&params, 1.0);
+        let want_norm = f.get(&format!("clip_norm.{s}")).unwrap().double_value(&[0]);
+        let norm = clip.norm.expect("finite gradients");
+        assert!(
+            (norm - want_norm).abs() <= 1e-6 * want_norm,
+            "step {s}: norm {norm} vs {want_norm}"
+        );
+        let lr = sched.lr(s);
+        let want_lr = f.get(&format!("lr.{s}")).unwrap().double_value(&[0]);
+        assert!(
+            (lr - want_lr).abs() <= 1e-12 * want_lr.abs(),
+            "step {s}: lr {lr} vs {want_lr}"
+        );
+        opt.step(&params, lr, s).unwrap();
+        let moments = opt.moments().named();
+        for (i, n) in names.iter().enumerate() {
+            assert_close(
+                &params[i].1,
+                f.get(&format!("{tag}.{s}.{n}")).unwrap(),
+                &format!("{tag} step {s} {n}"),
+            );
+            assert_close(
+                &moments[2 * i].1,
+                f.get(&format!("{tag}_m.{s}.{n}")).unwrap(),
+                &format!("{tag} step {s} {n} m"),
+            );
+            assert_close(
+                &moments[2 * i + 1].1,
+                f.get(&format!("{tag}_v.{s}.{n}")).unwrap(),
+                &format!("{tag} step {s} {n} v"),
+            );
+        }
+        if s == 0 {
+            // lr = 0 at step 0: weights stay, moments move.
+            assert_eq!(lr, 0.0);
+            for (i, n) in names.iter().enumerate() {
+                assert!(
+                    params[i].1.equal(f.get(&format!("init.{n}")).unwrap()),
+                    "{n} moved at step 0"
+                );
+            }
+            assert!(moments
+                .iter()
+                .any(|(_, m)| m.abs().sum(Kind::Float).double_value(&[]) > 0.0));
+        }
+    }
+    // The fixture's own steps must move weights, or the comparison is empty.
+    let moved = names
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| !params[*i].1.equal(f.get(&format!("init.{n}")).unwrap()))
+        .count();
+    assert!(moved >= names.len() - 2, "only {moved} parameters moved");
+}
+
+#[test]
+fn lamb_matches_reference_formulas() {
+    run(OptimizerKind::Lamb);
+}
+
+#[test]
+fn adam_weight_decay_matches_reference_formulas() {
+    run(OptimizerKind::AdamWeightDecay);
+}
+
+#[test]
+fn schedule_matches_reference_at_every_step() {
+    let f = fixture("schedule.safetensors");
+    let scheds: Vec<serde_json::Value> = serde_json::from_str(&f.metadata["schedules"]).unwrap();
+    for (k, meta) in scheds.iter().enumerate() {
+        let s = sched_from(meta);
+        s.validate().unwrap();
+        let want = Vec::<f64>::try_from(f.get(&format!("sched{k}.lr")).unwrap()).unwrap();
+        for (step, w) in want.iter().enumerate() {
+            let got = s.lr(step as u64);
+            assert!(
+                (got - w).abs() <= 1e-12 * w.abs().max(1e-30),
+                "schedule {k} step {step}: {got} vs {w}"
+            );
+        }
+        // With the adjustment the decay meets the warmup line: lr(W) is the
+        // peak that warmup was heading to.
+        if s.adjust_for_warmup && s.warmup_steps > 0 {
+            let at_w = s.lr(s.warmup_steps);
+            assert!(
+                (at_w - s.init_lr).abs() <= 1e-12 * s.init_lr,
+                "schedule {k}: lr(W) = {at_w}"
+            );
+        }
+        assert_eq!(s.lr(s.total_steps), 0.0);
+        assert_eq!(s.lr(s.total_steps + 5), 0.0);
+    }
+}
+
+#[test]
+fn schedule_rejects_impossible_settings() {
+    let mut s = Schedule::new(1e-4, 100, 100);
+    assert!(format!("{:#}", s.validate().unwrap_err()).contains("warmup_steps 100"));
+    s.warmup_steps = 10;
+    s.total_steps = 0;
+    assert!(s.validate().is_err());
+}
+
+#[test]
+fn non_finite_gradients_are_reported_and_left_alone() {
+    let p = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).set_requires_grad(true);
+    let q = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    let params = vec![
+        ("a.weight".to_string(), p.shallow_clone()),
+        ("b.weight".to_string(), q.shallow_clone()),
+    ];
+    set_grads(
+        &params,
+        &[
+            Tensor::from_slice(&[1.0f32, f32::NAN, 0.0]),
+            Tensor::from_slice(&[5.0f32]),
+        ],
+    );
+    let clip = clip_global_norm(&params, 1.0);
+    assert!(!clip.is_finite());
+    // Gradients untouched, so nothing hides the problem.
+    assert_eq!(q.grad().double_value(&[0]), 5.0);
+    set_grads(
+        &params,
+        &[
+            Tensor::from_slice(&[f32::INFINITY, 0.0, 0.0]),
+            Tensor::from_slice(&[5.0f32]),
+        ],
+    );
+    assert!(clip_global_norm(&params, 1.0).norm.is_none());
+    // Small finite gradients are not scaled up.
+    set_grads(
+        &params,
+        &[
+            Tensor::from_slice(&[0.3f32, 0.0, 0.0]),
+            Tensor::from_slice(&[0.4f32]),
+        ],
+    );
+    let clip = clip_global_norm(&params, 1.0);
+    assert!((clip.norm.unwrap() - 0.5).abs() < 1e-7);
+    assert!((q.grad().double_value(&[0]) - 0.4).abs() < 1e-7);
+}
+
+#[test]
+fn weight_decay_exclusions_follow_the_reference_names() {
+    let c = OptimizerConfig::default();
+    use nezha_train::optim::decays;
+    assert!(decays("nezha.embeddings.word_embeddings.weight", &c));
+    assert!(decays("cls.seq_relationship.weight", &c));
+    assert!(!decays("cls.predictions.bias", &c));
+    assert!(!decays("nezha.encoder.layer.0.output.LayerNorm.weight", &c));
+    assert!(!decays(
+        "nezha.encoder.layer.0.attention.self.query.bias",
+        &c
+    ));
+}
+
+#[test]
+fn moments_round_trip_and_refuse_other_models() {
+    let mk = |shape: &[i64]| {
+        Tensor::ones(shape, (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)
+    };
+    let params = vec![
+        ("x.weight".to_string(), mk(&[2, 2])),
+        ("y.bias".to_string(), mk(&[3])),
+    ];
+    let mut a = Lamb::new(OptimizerConfig::default(), &params);
+    set_grads(
+        &params,
+        &[
+            Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4]).reshape([2, 2]),
+            Tensor::from_slice(&[1.0f32, 2.0, 3.0]),
+        ],
+    );
+    a.step(&params, 0.01, 0).unwrap();
+    let saved: Vec<(String, Tensor)> = a
+        .moments()
+        .named()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect();
+    assert_eq!(saved[0].0, "x.weight/lamb_m");
+    let mut b = Lamb::new(OptimizerConfig::default(), &params);
+    b.moments_mut().load(&saved).unwrap();
+    for ((_, x), (_, y)) in b.moments().named().iter().zip(&saved) {
+        assert!(x.equal(y));
+    }
+    let other = vec![
+        ("x.weight".to_string(), mk(&[2, 3])),
+        ("y.bias".to_string(), mk(&[3])),
+    ];
+    let mut c = AdamWeightDecay::new(OptimizerConfig::default(), &other);
+    assert!(
+        c.moments_mut().load(&saved).is_err(),
+        "adam slots loaded from lamb slots"
+    );
+    let mut d = Lamb::new(OptimizerConfig::default(), &other);
+    let err = format!("{:#}", d.moments_mut().load(&saved).unwrap_err());
+    assert!(
+        err.contains("x.weight/lamb_m") && err.contains("shape"),
+        "{err}"
+    );
+}
