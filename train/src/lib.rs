@@ -5,3 +5,4 @@ pub mod atomic;
 pub mod model;
 pub mod optim;
 pub mod tensorfile;
+pub mod trainer;

@@ -1,0 +1,173 @@
+//! Everything a pretraining run is told, serialisable so that runs can be
+//! described in a file and checkpoints can record what produced them.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
+
+use crate::model::NezhaConfig;
+use crate::optim::{OptimizerConfig, OptimizerKind, Schedule};
+
+/// Numeric precision of the forward and backward passes. Weights, gradients,
+/// optimizer moments and losses are always f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    /// bf16 matrix products; no loss scaling needed (bf16 has f32's range).
+    Bf16,
+    /// fp16 matrix products with dynamic loss scaling.
+    Fp16,
+}
+
+impl Precision {
+    pub fn compute_kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp16 => Kind::Half,
+        }
+    }
+}
+
+/// The reference's `ExponentialUpdateLossScaleManager` settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossScaleConfig {
+    pub initial: f64,
+    /// Double the scale after this many finite steps in a row.
+    pub growth_interval: u64,
+    /// Halve it after this many non-finite steps in a row.
+    pub backoff_after: u64,
+}
+
+impl Default for LossScaleConfig {
+    fn default() -> LossScaleConfig {
+        LossScaleConfig {
+            initial: 2f64.powi(32),
+            growth_interval: 1000,
+            backoff_after: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: NezhaConfig,
+    /// Checkpoints, metrics, TensorBoard events and the plot go here.
+    pub output_dir: PathBuf,
+    /// `total_steps` is the reference's `num_train_steps`: the run ends there.
+    pub schedule: Schedule,
+    pub optimizer: OptimizerKind,
+    pub optimizer_config: OptimizerConfig,
+    /// Global-norm clipping threshold (1.0 in the reference).
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimizer step (gradients are averaged).
+    pub grad_accumulation: u32,
+    /// Seeds the initial weights and, with the batch index, every dropout mask.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    pub precision: Precision,
+    pub loss_scale: LossScaleConfig,
+    /// Optimizer steps between checkpoints (and one at the end).
+    pub save_every: u64,
+    /// Checkpoints kept; older ones are deleted after a new one is complete.
+    pub keep_checkpoints: usize,
+    /// Continue from the latest checkpoint in `output_dir` (it must exist).
+    pub resume: bool,
+    /// On resume, skip the batches the checkpoint had consumed from the
+    /// iterator. Set false when the caller already positioned its source.
+    pub skip_consumed_batches: bool,
+    /// Start from these weights (safetensors) instead of random ones.
+    pub init_checkpoint: Option<PathBuf>,
+    /// If given, its line count must equal `model.vocab_size`.
+    pub vocab_file: Option<PathBuf>,
+    /// libtorch intra-op threads; `None` leaves libtorch's default.
+    pub threads: Option<i32>,
+    pub progress_bar: bool,
+    pub tensorboard: bool,
+    pub plot: bool,
+}
+
+impl TrainConfig {
+    /// Reference defaults (spec §4) for `model`, writing into `output_dir`.
+    pub fn new(model: NezhaConfig, output_dir: impl Into<PathBuf>) -> TrainConfig {
+        TrainConfig {
+            model,
+            output_dir: output_dir.into(),
+            schedule: Schedule::new(5e-5, 10_000, 100_000),
+            optimizer: OptimizerKind::Lamb,
+            optimizer_config: OptimizerConfig::default(),
+            max_grad_norm: 1.0,
+            grad_accumulation: 1,
+            seed: 12345,
+            device: "cpu".into(),
+            precision: Precision::Fp32,
+            loss_scale: LossScaleConfig::default(),
+            save_every: 1000,
+            keep_checkpoints: 3,
+            resume: false,
+            skip_consumed_batches: true,
+            init_checkpoint: None,
+            vocab_file: None,
+            threads: None,
+            progress_bar: true,
+            tensorboard: true,
+            plot: true,
+        }
+    }
+
+    pub fn parse_device(&self) -> Result<Device> {
+        let d = self.device.trim();
+        let dev = match d {
+            "cpu" => Device::Cpu,
+            "cuda" => Device::Cuda(0),
+            _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(i)) => Device::Cuda(i),
+                _ => bail!("device {d:?}: expected cpu, cuda or cuda:N"),
+            },
+        };
+        if let Device::Cuda(i) = dev {
+            let n = tch::Cuda::device_count() as usize;
+            if i >= n {
+                bail!("device {d} requested but libtorch sees {n} CUDA device(s)");
+            }
+        }
+        Ok(dev)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate().context("model config")?;
+        self.schedule.validate()?;
+        if self.grad_accumulation == 0 {
+            bail!("grad_accumulation must be at least 1");
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
+            bail!("max_grad_norm must be positive, got {}", self.max_grad_norm);
+        }
+        if self.save_every == 0 || self.keep_checkpoints == 0 {
+            bail!("save_every and keep_checkpoints must be at least 1");
+        }
+        if self.precision == Precision::Fp16
+            && (self.loss_scale.initial.is_nan() || self.loss_scale.initial < 1.0)
+        {
+            bail!("fp16 needs an initial loss scale of at least 1");
+        }
+        self.parse_device()?;
+        if let Some(path) = &self.vocab_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading vocab {}", path.display()))?;
+            let lines = text.lines().count() as i64;
+            if lines != self.model.vocab_size {
+                bail!(
+                    "model vocab_size is {} but vocab {} has {lines} entries",
+                    self.model.vocab_size,
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
