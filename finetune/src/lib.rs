@@ -1,0 +1,9 @@
+//! NEZHA fine-tuning: checkpoint interchange with the TF reference and
+//! Hugging Face (`checkpoint`), the task heads (`heads`) and the model that
+//! puts a head on the pretrained encoder (`model`).
+
+pub mod checkpoint;
+pub mod heads;
+pub mod model;
+
+pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};
