@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod heads;
+pub mod metrics;
 pub mod model;
 
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};
