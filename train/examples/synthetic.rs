@@ -1,7 +1,9 @@
 //! Trains a small NEZHA on synthetic batches (a repeated pattern it can
 //! learn), to see the progress bar, metrics, TensorBoard events and plot.
 //!
-//!     cargo run -p nezha-train --release --example synthetic -- OUT_DIR [STEPS]
+//!     cargo run -p nezha-train --release --example synthetic -- OUT_DIR [STEPS [DEVICE [PRECISION]]]
+//!
+//! DEVICE is cpu (default), cuda or cuda:N; PRECISION fp32 (default), bf16 or fp16.
 
 use anyhow::{Context, Result};
 use nezha_stages::Batch;
@@ -44,9 +46,18 @@ fn batch(seed: u64) -> Batch {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = args.next().context("usage: synthetic OUT_DIR [STEPS]")?;
+    let out = args
+        .next()
+        .context("usage: synthetic OUT_DIR [STEPS [DEVICE [PRECISION]]]")?;
     let steps: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
     let mut cfg = TrainConfig::new(NezhaConfig::tiny(), out);
+    if let Some(device) = args.next() {
+        cfg.device = device;
+    }
+    if let Some(p) = args.next() {
+        cfg.precision = serde_json::from_value(serde_json::Value::String(p.clone()))
+            .with_context(|| format!("precision {p:?}: expected fp32, bf16 or fp16"))?;
+    }
     cfg.schedule = Schedule::new(5e-3, steps / 10, steps);
     cfg.save_every = (steps / 4).max(1);
     let summary = trainer::train(&cfg, (0..).map(|i| Ok(batch(i))))?;
