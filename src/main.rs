@@ -23,6 +23,10 @@ enum Command {
         /// Number of timely workers (threads); overrides `workers` in the file.
         #[arg(short = 'w', long)]
         workers: Option<usize>,
+        /// Continue training from the newest checkpoint in `[train] output_dir`,
+        /// exactly where it stopped.
+        #[arg(long)]
+        resume: bool,
     },
     /// Drop-in replacement for the reference create_pretraining_data.py:
     /// same flags, same records.
@@ -44,7 +48,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run { pipeline, workers } => commands::run::run(pipeline, *workers),
+        Command::Run { pipeline, workers, resume } => commands::run::run(
+            pipeline,
+            nezha::pipeline::RunOptions {
+                workers: *workers,
+                resume: *resume,
+            },
+        ),
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
         Command::Inspect { file, vocab, show } => {
             commands::inspect::run(file, vocab.as_ref(), *show)

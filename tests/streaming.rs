@@ -38,7 +38,7 @@ kind = "check"
     );
     let file = dir.join("p.toml");
     std::fs::write(&file, &toml).unwrap();
-    Plan::load(&file, None).unwrap()
+    Plan::load(&file, Default::default()).unwrap()
 }
 
 fn all_batches(plan: &Plan) -> Vec<Batch> {

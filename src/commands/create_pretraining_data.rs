@@ -137,7 +137,7 @@ impl Flags {
 pub fn run(flags: &Flags) -> anyhow::Result<()> {
     flags.check()?;
     let graph = flags.to_toml();
-    let plan = Plan::parse(Path::new("<flags>"), &graph, None)?;
+    let plan = Plan::parse(Path::new("<flags>"), &graph, Default::default())?;
     let SinkPlan::TfRecord(sink) = &plan.sink else {
         unreachable!("the flags always describe a TFRecord sink")
     };

@@ -3,3 +3,4 @@
 pub mod create_pretraining_data;
 pub mod inspect;
 pub mod run;
+pub mod train;

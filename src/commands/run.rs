@@ -5,12 +5,12 @@ use nezha_stages::data::Instance;
 use nezha_stages::sinks::{BatchCounter, TfRecordSink, WriteSummary};
 use nezha_stages::Batch;
 
-use crate::pipeline::{start, Plan, SinkPlan};
+use crate::pipeline::{start, Plan, RunOptions, SinkPlan};
 use crate::progress::InputProgress;
 
 /// `nezha run pipeline.toml`: runs the graph the file describes.
-pub fn run(file: &Path, workers: Option<usize>) -> anyhow::Result<()> {
-    let plan = Plan::load(file, workers)?;
+pub fn run(file: &Path, options: RunOptions) -> anyhow::Result<()> {
+    let plan = Plan::load(file, options)?;
     match &plan.sink {
         SinkPlan::TfRecord(sink) => {
             let summary = write_tfrecords(&plan, sink)?;
@@ -31,10 +31,7 @@ pub fn run(file: &Path, workers: Option<usize>) -> anyhow::Result<()> {
                 secs
             );
         }
-        SinkPlan::Train => anyhow::bail!(
-            "{}: [sink] kind = \"train\" is not available yet in this build",
-            plan.file.display()
-        ),
+        SinkPlan::Train(cfg, input) => super::train::run(&plan, cfg, input)?,
     }
     Ok(())
 }
@@ -55,7 +52,7 @@ pub fn write_tfrecords(plan: &Plan, sink: &TfRecordSink) -> anyhow::Result<Write
             break;
         }
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress.update(n);
         }
     }
@@ -67,7 +64,7 @@ pub fn write_tfrecords(plan: &Plan, sink: &TfRecordSink) -> anyhow::Result<Write
     if n == 0 {
         anyhow::bail!(
             "the corpus gave no instances: no input document had any token ({} input files)",
-            plan.ingest.files.len()
+            plan.ingest.as_ref().map_or(0, |i| i.files.len())
         );
     }
     let mut summary = writers.commit()?;

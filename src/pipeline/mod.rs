@@ -3,6 +3,8 @@
 
 mod plan;
 mod run;
+mod train_section;
 
-pub use plan::{Plan, SinkPlan};
+pub use plan::{Plan, RunOptions, SinkPlan};
+pub use train_section::TrainInput;
 pub use run::{start, Running, Tail};

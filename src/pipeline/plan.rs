@@ -7,9 +7,12 @@ use nezha_stages::params::{check_at_least, Location, Params};
 use nezha_stages::registry::{Context, Factory, IngestPlan, Registry};
 use nezha_stages::sinks::TfRecordSink;
 use nezha_stages::Batch;
+use nezha_train::trainer::TrainConfig;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+
+use super::train_section::{parse_train, TrainInput};
 
 /// A checked pipeline: every stage chosen and configured, every input
 /// found, before any work starts.
@@ -17,7 +20,9 @@ pub struct Plan {
     pub file: PathBuf,
     pub workers: usize,
     pub ctx: Context,
-    pub ingest: IngestPlan,
+    /// `None` only when the trainer reads TFRecord files instead of the
+    /// live stream.
+    pub ingest: Option<IngestPlan>,
     pub sentences: Factory<Document, Document>,
     pub wordpiece: Factory<Document, TokenizedDocument>,
     pub instances: Factory<TokenizedDocument, Instance>,
@@ -37,8 +42,18 @@ pub enum SinkPlan {
     TfRecord(TfRecordSink),
     /// The bounded channel with a consumer that checks and counts batches.
     Check,
-    /// The bounded channel into the trainer (`[train]`).
-    Train,
+    /// The trainer (`[train]`), fed by the live stream through the bounded
+    /// channel or by TFRecord files.
+    Train(Box<TrainConfig>, TrainInput),
+}
+
+/// What `nezha run` was asked besides the file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides `workers`.
+    pub workers: Option<usize>,
+    /// Continue training from the newest checkpoint.
+    pub resume: bool,
 }
 
 const SECTIONS: [&str; 8] = [
@@ -78,17 +93,13 @@ struct TfRecordParams {
 }
 
 impl Plan {
-    pub fn load(file: &Path, workers_override: Option<usize>) -> anyhow::Result<Plan> {
+    pub fn load(file: &Path, options: RunOptions) -> anyhow::Result<Plan> {
         let source = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        Ok(Plan::parse(file, &source, workers_override)?)
+        Ok(Plan::parse(file, &source, options)?)
     }
 
-    pub fn parse(
-        file: &Path,
-        source: &str,
-        workers_override: Option<usize>,
-    ) -> Result<Plan, Error> {
+    pub fn parse(file: &Path, source: &str, options: RunOptions) -> Result<Plan, Error> {
         let at = Location { file, src: source };
         let doc = DeTable::parse(source)
             .map_err(|e| at.error(e.span().unwrap_or(0..0), e.message().to_string()))?;
@@ -116,7 +127,7 @@ impl Plan {
         let top_value = Spanned::new(0..0, DeValue::Table(top));
         let top_params = Params::new(file, source, "top level", &top_value)?;
         let t: TopLevel = top_params.parse()?;
-        let workers = match workers_override {
+        let workers = match options.workers {
             Some(w) => w,
             None => check_at_least(&top_params, &t.workers, "workers", 1)?,
         };
@@ -158,9 +169,15 @@ impl Plan {
             ..Context::default()
         };
 
-        let ingest = registry
-            .ingest
-            .build(&mut require("ingest")?, "text", &mut ctx)?;
+        // A trainer that reads TFRecord files needs no ingest.
+        let reads_tfrecords = section("train").is_some_and(|t| match t.get_ref() {
+            DeValue::Table(t) => t.keys().any(|k| k.get_ref().as_ref() == "tfrecords"),
+            _ => false,
+        });
+        let ingest = match (section("ingest"), reads_tfrecords) {
+            (None, true) => None,
+            _ => Some(registry.ingest.build(&mut require("ingest")?, "text", &mut ctx)?),
+        };
         let sentences =
             registry
                 .sentences
@@ -220,7 +237,8 @@ impl Plan {
                         "[sink] kind = \"train\" needs a [train] section".into(),
                     ));
                 }
-                SinkPlan::Train
+                let (cfg, input) = parse_train(&require("train")?, &ctx, options.resume)?;
+                SinkPlan::Train(Box::new(cfg), input)
             }
             other => {
                 let span = sink_kind

@@ -99,6 +99,9 @@ impl<T> Running<T> {
 
 /// Builds and starts the plan's dataflow on `plan.workers` threads.
 pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
+    let Some(ingest) = plan.ingest.clone() else {
+        anyhow::bail!("{}: the pipeline has no [ingest] section to stream from", plan.file.display());
+    };
     let control = Control::default();
     let peers = plan.workers;
     let mut senders = Vec::new();
@@ -110,14 +113,12 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     }
     let senders = Arc::new(Mutex::new(senders));
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let total_bytes = plan
-        .ingest
+    let total_bytes = ingest
         .files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
 
-    let ingest = plan.ingest.clone();
     let sentences = plan.sentences.clone();
     let wordpiece = plan.wordpiece.clone();
     let instances = plan.instances.clone();

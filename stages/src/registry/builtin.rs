@@ -148,6 +148,7 @@ struct BatchingParams {
 fn batching(p: &Params, ctx: &mut Context) -> Result<Factory<crate::Instance, crate::Batch>> {
     let b: BatchingParams = p.parse()?;
     let batch_size = check_at_least(p, &b.batch_size, "batch_size", 1)?;
+    ctx.batch_size = Some(batch_size);
     let seq_len = ctx
         .max_seq_length
         .expect("[instances] is built before [batching]");

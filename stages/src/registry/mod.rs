@@ -45,6 +45,8 @@ pub struct Context {
     pub masking: Option<MaskingParams>,
     /// Set by `[instances]`.
     pub max_seq_length: Option<usize>,
+    /// Set by `[batching]`.
+    pub batch_size: Option<usize>,
 }
 
 impl Context {
