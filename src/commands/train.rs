@@ -10,13 +10,25 @@ use nezha_stages::tfrecord::{decode_instance, open_records};
 use nezha_stages::Batch;
 use nezha_train::trainer::{train, StopReason, TrainConfig, TrainSummary};
 
-use crate::pipeline::{start, Plan, TrainInput};
+use crate::pipeline::{start, Plan, TrainInput, TrainSource};
 
 pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result<()> {
-    let summary = match input {
-        TrainInput::Stream => {
+    // `stop_after` ends the data where that step ends; the trainer then
+    // checkpoints, and a resumed run skips what this one consumed.
+    let limit = match input.stop_at_step {
+        Some(k) => {
+            let done = nezha_train::trainer::checkpoint::latest_data_position(&cfg.output_dir)?;
+            let per_step = cfg.grad_accumulation as u64;
+            let start = if cfg.resume { done.unwrap_or(0) } else { 0 };
+            Some((start + k * per_step) as usize)
+        }
+        None => None,
+    };
+    let limit = limit.unwrap_or(usize::MAX);
+    let summary = match &input.source {
+        TrainSource::Stream => {
             let mut running = start::<Batch>(plan)?;
-            let result = train(cfg, running.items.by_ref().map(Ok));
+            let result = train(cfg, running.items.by_ref().map(Ok).take(limit));
             // The trainer may stop before the stream ends: ask the workers to
             // stop too, then collect their errors (a data error wins).
             running.stop();
@@ -25,11 +37,11 @@ pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result
             data?;
             summary
         }
-        TrainInput::TfRecords(files) => {
+        TrainSource::TfRecords(files) => {
             let seq_len = plan.ctx.max_seq_length.expect("[instances] built");
             let max_predictions = plan.ctx.masking.as_ref().expect("[masking] built").max_predictions_per_seq;
             let batch_size = plan.ctx.batch_size.context("training from TFRecords needs [batching] batch_size")?;
-            train(cfg, TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions))?
+            train(cfg, TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions).take(limit))?
         }
     };
     report(cfg, &summary);

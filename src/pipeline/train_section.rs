@@ -14,9 +14,17 @@ use toml::Spanned;
 /// What the trainer reads: the live stream through the bounded channel, or
 /// TFRecord files already written (by `nezha` or by the reference script).
 #[derive(Clone, Debug)]
-pub enum TrainInput {
+pub enum TrainSource {
     Stream,
     TfRecords(Vec<PathBuf>),
+}
+
+/// Where the trainer's batches come from, and how many this run may take.
+#[derive(Clone, Debug)]
+pub struct TrainInput {
+    pub source: TrainSource,
+    /// Step at which this run ends early (`stop_after`), if any.
+    pub stop_at_step: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +70,10 @@ struct TrainToml {
     /// Read these TFRecord files instead of the live stream.
     #[serde(default)]
     tfrecords: Option<Spanned<String>>,
+    /// End this run after this many optimizer steps (a checkpoint is
+    /// written); `--resume` continues. The schedule still spans `steps`.
+    #[serde(default)]
+    stop_after: Option<Spanned<i64>>,
 }
 
 fn default_model() -> Spanned<String> {
@@ -165,8 +177,8 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
     cfg.resume = resume;
     cfg.validate().map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
 
-    let input = match &t.tfrecords {
-        None => TrainInput::Stream,
+    let source = match &t.tfrecords {
+        None => TrainSource::Stream,
         Some(spec) => {
             let resolved: Vec<String> = spec
                 .get_ref()
@@ -177,8 +189,12 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
                 .collect();
             let files = nezha_stages::ingest::resolve_inputs(&resolved.join(","))
                 .map_err(|e| p.invalid(spec, "tfrecords", e))?;
-            TrainInput::TfRecords(files)
+            TrainSource::TfRecords(files)
         }
     };
-    Ok((cfg, input))
+    let stop_at_step = match &t.stop_after {
+        Some(n) => Some(check_at_least(p, n, "stop_after", 1)? as u64),
+        None => None,
+    };
+    Ok((cfg, TrainInput { source, stop_at_step }))
 }
