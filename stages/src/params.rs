@@ -166,6 +166,14 @@ mod tests {
         n: Option<i64>,
     }
 
+    #[test]
+    fn optional_keys_parse() {
+        let src = "[m]\nprob = 0.25\nn = 3\n";
+        let v = section(src, "m");
+        let p: P = Params::new(Path::new("p.toml"), src, "m", &v).unwrap().parse().unwrap();
+        assert_eq!((*p.prob.get_ref(), p.n), (0.25, Some(3)));
+    }
+
     fn section<'a>(src: &'a str, name: &str) -> Spanned<DeValue<'a>> {
         let doc = DeTable::parse(src).unwrap().into_inner();
         doc.into_iter()
