@@ -59,7 +59,16 @@ fn set_grads(params: &[(String, Tensor)], grads: &[Tensor]) {
     loss.backward();
 }
 
-fn run(kind: OptimizerKind) {
+/// Which update path a run takes.
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    /// `Optimizer::step`: flat buffers, all parameters at once.
+    Flat,
+    /// One parameter at a time (used when some gradient is missing).
+    PerTensor,
+}
+
+fn run(kind: OptimizerKind, path: Path) {
     let f = fixture("steps.safetensors");
     let names: Vec<String> = f.metadata["params"].split(',').map(String::from).collect();
     let steps: u64 = f.metadata["steps"].parse().unwrap();
@@ -77,6 +86,8 @@ fn run(kind: OptimizerKind) {
         })
         .collect();
     let mut opt = Optimizer::new(kind, OptimizerConfig::default(), &params);
+    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    let mut adam = AdamWeightDecay::new(OptimizerConfig::default(), &params);
     let tag = match kind {
         OptimizerKind::Lamb => "lamb",
         OptimizerKind::AdamWeightDecay => "adam",
@@ -100,8 +111,20 @@ fn run(kind: OptimizerKind) {
             (lr - want_lr).abs() <= 1e-12 * want_lr.abs(),
             "step {s}: lr {lr} vs {want_lr}"
         );
-        opt.step(&params, lr, s).unwrap();
-        let moments = opt.moments().named();
+        let moments = match (path, kind) {
+            (Path::Flat, _) => {
+                opt.step(&params, lr, s).unwrap();
+                opt.moments().named()
+            }
+            (Path::PerTensor, OptimizerKind::Lamb) => {
+                lamb.step_per_tensor(&params, lr, s).unwrap();
+                lamb.moments().named()
+            }
+            (Path::PerTensor, OptimizerKind::AdamWeightDecay) => {
+                adam.step_per_tensor(&params, lr).unwrap();
+                adam.moments().named()
+            }
+        };
         for (i, n) in names.iter().enumerate() {
             assert_close(
                 &params[i].1,
@@ -144,12 +167,41 @@ fn run(kind: OptimizerKind) {
 
 #[test]
 fn lamb_matches_reference_formulas() {
-    run(OptimizerKind::Lamb);
+    run(OptimizerKind::Lamb, Path::Flat);
 }
 
 #[test]
 fn adam_weight_decay_matches_reference_formulas() {
-    run(OptimizerKind::AdamWeightDecay);
+    run(OptimizerKind::AdamWeightDecay, Path::Flat);
+}
+
+#[test]
+fn per_tensor_paths_match_reference_formulas() {
+    run(OptimizerKind::Lamb, Path::PerTensor);
+    run(OptimizerKind::AdamWeightDecay, Path::PerTensor);
+}
+
+#[test]
+fn a_parameter_without_gradient_is_left_alone() {
+    let a = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+    let b = Tensor::from_slice(&[0.5f32, 0.25]).set_requires_grad(true);
+    let params = vec![
+        ("a.weight".to_string(), a.shallow_clone()),
+        ("b.weight".to_string(), b.shallow_clone()),
+    ];
+    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    (&a * 3.0).sum(Kind::Float).backward();
+    assert!(!b.grad().defined());
+    lamb.step(&params, 0.1, 5).unwrap();
+    assert!(b.equal(&Tensor::from_slice(&[0.5f32, 0.25])));
+    assert!(!a.equal(&Tensor::from_slice(&[1.0f32, -2.0])));
+    let slots = lamb.moments().named();
+    assert_eq!(
+        slots[2].1.abs().sum(Kind::Float).double_value(&[]),
+        0.0,
+        "b's m moved"
+    );
+    assert!(slots[0].1.abs().sum(Kind::Float).double_value(&[]) > 0.0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! AdamWeightDecay as the reference's fine-tuning optimizer (spec §4): Adam
-//! moments without bias correction, decoupled weight decay.
+//! moments without bias correction, decoupled weight decay. Updated on flat
+//! buffers like LAMB.
 
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -9,12 +10,25 @@ use super::{decays, Moments, OptimizerConfig};
 pub struct AdamWeightDecay {
     pub config: OptimizerConfig,
     moments: Moments,
+    decay: Tensor,
 }
 
 impl AdamWeightDecay {
     pub fn new(config: OptimizerConfig, params: &[(String, Tensor)]) -> AdamWeightDecay {
+        let moments = Moments::zeros(params, "adam_m", "adam_v");
+        let decay: Vec<f32> = params
+            .iter()
+            .map(|(n, _)| {
+                if decays(n, &config) {
+                    config.weight_decay as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         AdamWeightDecay {
-            moments: Moments::zeros(params, "adam_m", "adam_v"),
+            decay: moments.per_param(&decay),
+            moments,
             config,
         }
     }
@@ -29,7 +43,41 @@ impl AdamWeightDecay {
 
     /// `u = m/(√v + ε) + wd·w`, `w −= lr·u`. The step number is unused: the
     /// reference applies no bias correction.
-    pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, _step: u64) -> Result<()> {
+    pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, step: u64) -> Result<()> {
+        match self.moments.flat_grads(params) {
+            Some(g) => self.step_flat(params, &g, lr, step),
+            None => self.step_per_tensor(params, lr),
+        }
+    }
+
+    pub fn step_flat(
+        &mut self,
+        params: &[(String, Tensor)],
+        g: &Tensor,
+        lr: f64,
+        _step: u64,
+    ) -> Result<()> {
+        self.moments.check(params)?;
+        let c = &self.config;
+        tch::no_grad(|| {
+            let w = self.moments.flatten(params, |p| p.shallow_clone());
+            let mut m = self.moments.m.shallow_clone();
+            let mut v = self.moments.v.shallow_clone();
+            let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
+            let _ = v
+                .f_mul_scalar_(c.beta2)?
+                .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+            let decayed = w.copy();
+            self.moments.scale_rows(&decayed, &self.decay)?;
+            let update = &m / (v.sqrt() + c.epsilon) + decayed;
+            self.moments.write_back(params, &(w - update * lr));
+            Ok(())
+        })
+    }
+
+    /// One parameter at a time; a parameter without gradient is not touched.
+    pub fn step_per_tensor(&mut self, params: &[(String, Tensor)], lr: f64) -> Result<()> {
+        self.moments.check(params)?;
         let c = &self.config;
         tch::no_grad(|| {
             for (i, (name, w)) in params.iter().enumerate() {
@@ -37,12 +85,12 @@ impl AdamWeightDecay {
                 if !g.defined() {
                     continue;
                 }
-                let (m, v) = self.moments.pair_mut(i, name)?;
+                let (mut m, mut v) = self.moments.pair(i, name)?;
                 let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(&g * (1.0 - c.beta1)))?;
                 let _ = v
                     .f_mul_scalar_(c.beta2)?
                     .f_add_(&(g.square() * (1.0 - c.beta2)))?;
-                let mut update = &*m / (v.sqrt() + c.epsilon);
+                let mut update = &m / (v.sqrt() + c.epsilon);
                 if decays(name, c) {
                     update += w * c.weight_decay;
                 }

@@ -14,43 +14,52 @@ impl ClipOutcome {
     }
 }
 
-/// Scales all gradients by `max_norm / max(global_norm, max_norm)`.
+/// Scales the flat gradient buffer `g` by `max_norm / max(‖g‖, max_norm)`.
 ///
 /// The reference forces the norm to 1.0 when a gradient is not finite and
 /// then applies the update anyway unless loss scaling is on; here a
-/// non-finite step leaves gradients as they are and reports it, so that the
-/// caller skips the update and weights are never corrupted.
-pub fn clip_global_norm(params: &[(String, Tensor)], max_norm: f64) -> ClipOutcome {
+/// non-finite step leaves the gradients as they are and reports it, so that
+/// the caller skips the update and weights are never corrupted.
+pub fn clip_flat(g: &mut Tensor, max_norm: f64) -> ClipOutcome {
     tch::no_grad(|| {
-        let grads: Vec<Tensor> = params
-            .iter()
-            .map(|(_, p)| p.grad())
-            .filter(|g| g.defined())
-            .collect();
-        if grads.is_empty() {
-            return ClipOutcome { norm: Some(0.0) };
-        }
-        let sq: Vec<Tensor> = grads
-            .iter()
-            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Double))
-            .collect();
         // One host sync per step: the skip decision needs it.
-        let norm = Tensor::stack(&sq, 0)
-            .sum(Kind::Double)
-            .sqrt()
-            .double_value(&[]);
+        let norm = g.square().sum(Kind::Double).sqrt().double_value(&[]);
         if !norm.is_finite() {
             return ClipOutcome { norm: None };
         }
         let scale = max_norm / norm.max(max_norm);
         if scale < 1.0 {
-            for g in &grads {
-                let _ = g
-                    .shallow_clone()
-                    .f_mul_scalar_(scale)
-                    .expect("scaling gradient");
-            }
+            let _ = g.f_mul_scalar_(scale).expect("scaling gradients");
         }
         ClipOutcome { norm: Some(norm) }
     })
+}
+
+/// [`clip_flat`] on the parameters' own gradients (each scaled in place).
+pub fn clip_global_norm(params: &[(String, Tensor)], max_norm: f64) -> ClipOutcome {
+    let defined: Vec<(String, Tensor)> = params
+        .iter()
+        .filter(|(_, p)| p.grad().defined())
+        .map(|(n, p)| (n.clone(), p.shallow_clone()))
+        .collect();
+    if defined.is_empty() {
+        return ClipOutcome { norm: Some(0.0) };
+    }
+    let parts: Vec<Tensor> = defined
+        .iter()
+        .map(|(_, p)| p.grad().reshape([-1]))
+        .collect();
+    let mut g = tch::no_grad(|| Tensor::cat(&parts, 0).to_kind(Kind::Float));
+    let out = clip_flat(&mut g, max_norm);
+    if let Some(norm) = out.norm {
+        if norm > max_norm {
+            let scale = max_norm / norm;
+            tch::no_grad(|| {
+                for (_, p) in &defined {
+                    let _ = p.grad().f_mul_scalar_(scale).expect("scaling gradient");
+                }
+            });
+        }
+    }
+    out
 }

@@ -23,7 +23,7 @@ use nezha_stages::Batch;
 use tch::{Kind, Tensor};
 
 use crate::model::{pretraining_loss, weights, Mode, NezhaForPreTraining, PreTrainingInputs};
-use crate::optim::{clip_global_norm, Optimizer};
+use crate::optim::{clip_flat, clip_global_norm, Optimizer};
 pub use checkpoint::TrainState;
 pub use config::{LossScaleConfig, Precision, TrainConfig};
 use loss_scale::LossScaler;
@@ -283,20 +283,39 @@ where
             stopped = StopReason::DataExhausted;
             break;
         }
-        if scale != 1.0 {
-            tch::no_grad(|| {
-                for (_, p) in &params {
-                    let g = p.grad();
-                    if g.defined() {
-                        let _ = g.shallow_clone().f_mul_scalar_(1.0 / scale);
-                    }
-                }
-            });
-        }
-        let clip = clip_global_norm(&params, cfg.max_grad_norm);
+        // Unscale, clip and update on one flat gradient buffer (a few
+        // kernels); the per-parameter path is for a parameter without grad.
         let lr = cfg.schedule.lr(state.step);
+        let clip = match optimizer.flat_grads(&params) {
+            Some(mut g) => {
+                if scale != 1.0 {
+                    let _ = g.f_mul_scalar_(1.0 / scale)?;
+                }
+                let clip = clip_flat(&mut g, cfg.max_grad_norm);
+                if clip.is_finite() {
+                    optimizer.step_flat(&params, &g, lr, state.step)?;
+                }
+                clip
+            }
+            None => {
+                if scale != 1.0 {
+                    tch::no_grad(|| {
+                        for (_, p) in &params {
+                            let g = p.grad();
+                            if g.defined() {
+                                let _ = g.shallow_clone().f_mul_scalar_(1.0 / scale);
+                            }
+                        }
+                    });
+                }
+                let clip = clip_global_norm(&params, cfg.max_grad_norm);
+                if clip.is_finite() {
+                    optimizer.step(&params, lr, state.step)?;
+                }
+                clip
+            }
+        };
         if clip.is_finite() {
-            optimizer.step(&params, lr, state.step)?;
             state.step += 1;
             consecutive_skips = 0;
         } else {
