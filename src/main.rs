@@ -32,6 +32,9 @@ enum Command {
     /// same flags, same records.
     #[command(name = "create_pretraining_data", args_override_self = true)]
     CreatePretrainingData(commands::create_pretraining_data::Flags),
+    /// Build a WordPiece vocab from a corpus (the tokenizers crate's
+    /// trainer), with the reference's special tokens first.
+    Vocab(commands::vocab::VocabArgs),
     /// Count the records of a TFRecord file, check every CRC and show a few
     /// examples decoded back to tokens.
     Inspect {
@@ -48,7 +51,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run { pipeline, workers, resume } => commands::run::run(
+        Command::Run {
+            pipeline,
+            workers,
+            resume,
+        } => commands::run::run(
             pipeline,
             nezha::pipeline::RunOptions {
                 workers: *workers,
@@ -56,6 +63,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
+        Command::Vocab(args) => commands::vocab::run(args),
         Command::Inspect { file, vocab, show } => {
             commands::inspect::run(file, vocab.as_ref(), *show)
         }

@@ -10,17 +10,29 @@ fn root() -> PathBuf {
 }
 
 fn nezha(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nezha")).args(args).current_dir(cwd).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "nezha failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nezha failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn fails(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for n in needles {
         assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
     }
@@ -91,7 +103,8 @@ threads = 1
     }
 
     fn losses(&self, out_dir: &str) -> Vec<(u64, f64)> {
-        let text = std::fs::read_to_string(self.path().join(out_dir).join("metrics.jsonl")).unwrap();
+        let text =
+            std::fs::read_to_string(self.path().join(out_dir).join("metrics.jsonl")).unwrap();
         text.lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -108,15 +121,25 @@ fn a_stopped_run_resumes_exactly_from_the_stream() {
     let stdout = ok(&nezha(&["run", whole.to_str().unwrap()], r.path()));
     assert!(stdout.contains("trained to step 6"), "{stdout}");
     let expected = r.losses("whole");
-    assert_eq!(expected.iter().map(|l| l.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        expected.iter().map(|l| l.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     assert!(r.path().join("whole/checkpoints/training.png").exists());
 
     let split = r.pipeline("split", 32, "stop_after = 3");
     let stdout = ok(&nezha(&["run", split.to_str().unwrap()], r.path()));
     assert!(stdout.contains("trained to step 3"), "{stdout}");
-    let stdout = ok(&nezha(&["run", split.to_str().unwrap(), "--resume"], r.path()));
+    let stdout = ok(&nezha(
+        &["run", split.to_str().unwrap(), "--resume"],
+        r.path(),
+    ));
     assert!(stdout.contains("trained to step 6"), "{stdout}");
-    assert_eq!(r.losses("split"), expected, "per-step losses of the stopped and resumed run");
+    assert_eq!(
+        r.losses("split"),
+        expected,
+        "per-step losses of the stopped and resumed run"
+    );
 }
 
 #[test]
@@ -141,14 +164,20 @@ fn trains_from_tfrecord_files_and_refuses_bad_ones() {
 
     // Records written for another length are refused, naming the feature.
     let wrong = r.pipeline("wronglength", 64, "tfrecords = \"data.tfrecord\"");
-    fails(&nezha(&["run", wrong.to_str().unwrap()], p), &["data.tfrecord", "input_ids", "64"]);
+    fails(
+        &nezha(&["run", wrong.to_str().unwrap()], p),
+        &["data.tfrecord", "input_ids", "64"],
+    );
 
     // A flipped byte fails its CRC, with the record and offset.
     let mut bytes = std::fs::read(p.join("data.tfrecord")).unwrap();
     bytes[100] ^= 0x40;
     std::fs::write(p.join("bad.tfrecord"), bytes).unwrap();
     let bad = r.pipeline("badcrc", 32, "tfrecords = \"bad.tfrecord\"");
-    fails(&nezha(&["run", bad.to_str().unwrap()], p), &["bad.tfrecord", "record 0", "CRC"]);
+    fails(
+        &nezha(&["run", bad.to_str().unwrap()], p),
+        &["bad.tfrecord", "record 0", "CRC"],
+    );
 }
 
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -178,12 +207,26 @@ fn bad_model_configs_and_checkpoints_are_refused_without_overwriting() {
 
     // A model whose vocab size does not match the vocab.
     std::fs::write(p.join("model.json"), MODEL.replace("21128", "21000")).unwrap();
-    fails(&nezha(&["run", first.to_str().unwrap(), "--resume"], p), &["21000", "vocab.txt"]);
+    fails(
+        &nezha(&["run", first.to_str().unwrap(), "--resume"], p),
+        &["21000", "vocab.txt"],
+    );
 
     // A checkpoint from another config.
-    std::fs::write(p.join("model.json"), MODEL.replace("\"intermediate_size\": 64", "\"intermediate_size\": 48")).unwrap();
-    fails(&nezha(&["run", first.to_str().unwrap(), "--resume"], p), &["another model config"]);
-    assert_eq!(snapshot(&p.join("run")), before, "a refused run changed the output directory");
+    std::fs::write(
+        p.join("model.json"),
+        MODEL.replace("\"intermediate_size\": 64", "\"intermediate_size\": 48"),
+    )
+    .unwrap();
+    fails(
+        &nezha(&["run", first.to_str().unwrap(), "--resume"], p),
+        &["another model config"],
+    );
+    assert_eq!(
+        snapshot(&p.join("run")),
+        before,
+        "a refused run changed the output directory"
+    );
 
     // A truncated checkpoint.
     std::fs::write(p.join("model.json"), MODEL).unwrap();
@@ -197,6 +240,13 @@ fn bad_model_configs_and_checkpoints_are_refused_without_overwriting() {
     let data = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &data[..(len / 2) as usize]).unwrap();
     let before = snapshot(&p.join("run"));
-    fails(&nezha(&["run", first.to_str().unwrap(), "--resume"], p), &["step-00000002"]);
-    assert_eq!(snapshot(&p.join("run")), before, "a refused run changed the output directory");
+    fails(
+        &nezha(&["run", first.to_str().unwrap(), "--resume"], p),
+        &["step-00000002"],
+    );
+    assert_eq!(
+        snapshot(&p.join("run")),
+        before,
+        "a refused run changed the output directory"
+    );
 }

@@ -4,3 +4,4 @@ pub mod create_pretraining_data;
 pub mod inspect;
 pub mod run;
 pub mod train;
+pub mod vocab;

@@ -39,9 +39,21 @@ pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result
         }
         TrainSource::TfRecords(files) => {
             let seq_len = plan.ctx.max_seq_length.expect("[instances] built");
-            let max_predictions = plan.ctx.masking.as_ref().expect("[masking] built").max_predictions_per_seq;
-            let batch_size = plan.ctx.batch_size.context("training from TFRecords needs [batching] batch_size")?;
-            train(cfg, TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions).take(limit))?
+            let max_predictions = plan
+                .ctx
+                .masking
+                .as_ref()
+                .expect("[masking] built")
+                .max_predictions_per_seq;
+            let batch_size = plan
+                .ctx
+                .batch_size
+                .context("training from TFRecords needs [batching] batch_size")?;
+            train(
+                cfg,
+                TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions)
+                    .take(limit),
+            )?
         }
     };
     report(cfg, &summary);
@@ -64,20 +76,27 @@ fn report(cfg: &TrainConfig, s: &TrainSummary) {
             last.loss,
             first.mlm_acc,
             last.mlm_acc,
-            100.0 * s.metrics.iter().map(|m| m.data_wait_frac).sum::<f64>() / s.metrics.len() as f64
+            100.0 * s.metrics.iter().map(|m| m.data_wait_frac).sum::<f64>()
+                / s.metrics.len() as f64
         );
     }
     if let Some(c) = &s.last_checkpoint {
         println!("checkpoint: {}", c.display());
     }
-    println!("metrics, TensorBoard events and the loss plot: {}", cfg.output_dir.display());
+    println!(
+        "metrics, TensorBoard events and the loss plot: {}",
+        cfg.output_dir.display()
+    );
 }
 
 /// Batches read back from TFRecord files in the reference layout, files in
 /// order, every record checked (CRC, feature names, lengths).
 struct TfRecordBatches {
     files: std::vec::IntoIter<PathBuf>,
-    records: Option<(PathBuf, nezha_stages::tfrecord::RecordReader<Box<dyn std::io::Read>>)>,
+    records: Option<(
+        PathBuf,
+        nezha_stages::tfrecord::RecordReader<Box<dyn std::io::Read>>,
+    )>,
     batching: Batching,
     ready: std::collections::VecDeque<Batch>,
     seq_len: usize,
@@ -116,7 +135,9 @@ impl TfRecordBatches {
                 Some(record) => {
                     let bytes = record?;
                     let inst = decode_instance(&bytes, self.seq_len, self.max_predictions)
-                        .with_context(|| format!("{}: record {}", path.display(), reader.records_read() - 1))?;
+                        .with_context(|| {
+                            format!("{}: record {}", path.display(), reader.records_read() - 1)
+                        })?;
                     self.index += 1;
                     let ready = &mut self.ready;
                     self.batching.push(inst, &mut |b| ready.push_back(b))?;

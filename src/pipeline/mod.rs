@@ -6,5 +6,5 @@ mod run;
 mod train_section;
 
 pub use plan::{Plan, RunOptions, SinkPlan};
-pub use train_section::{TrainInput, TrainSource};
 pub use run::{start, Running, Tail};
+pub use train_section::{TrainInput, TrainSource};

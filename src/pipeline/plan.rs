@@ -176,7 +176,11 @@ impl Plan {
         });
         let ingest = match (section("ingest"), reads_tfrecords) {
             (None, true) => None,
-            _ => Some(registry.ingest.build(&mut require("ingest")?, "text", &mut ctx)?),
+            _ => Some(
+                registry
+                    .ingest
+                    .build(&mut require("ingest")?, "text", &mut ctx)?,
+            ),
         };
         let sentences =
             registry

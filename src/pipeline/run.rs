@@ -100,7 +100,10 @@ impl<T> Running<T> {
 /// Builds and starts the plan's dataflow on `plan.workers` threads.
 pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     let Some(ingest) = plan.ingest.clone() else {
-        anyhow::bail!("{}: the pipeline has no [ingest] section to stream from", plan.file.display());
+        anyhow::bail!(
+            "{}: the pipeline has no [ingest] section to stream from",
+            plan.file.display()
+        );
     };
     let control = Control::default();
     let peers = plan.workers;

@@ -109,11 +109,16 @@ fn yes() -> bool {
 
 /// Reads `[train]` into the trainer's configuration, checking every value
 /// against where it is written.
-pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConfig, TrainInput), Error> {
+pub fn parse_train(
+    p: &Params,
+    ctx: &Context,
+    resume: bool,
+) -> Result<(TrainConfig, TrainInput), Error> {
     let t: TrainToml = p.parse()?;
     let model = match t.model.get_ref().as_str() {
         name @ ("tiny" | "base" | "large") => NezhaConfig::preset(name).expect("known preset"),
-        path => NezhaConfig::from_json_file(&ctx.resolve(path)).map_err(|e| p.invalid(&t.model, "model", format!("{e:#}")))?,
+        path => NezhaConfig::from_json_file(&ctx.resolve(path))
+            .map_err(|e| p.invalid(&t.model, "model", format!("{e:#}")))?,
     };
     let steps = check_at_least(p, &t.steps, "steps", 1)? as u64;
     let warmup = match &t.warmup_steps {
@@ -122,18 +127,29 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
     };
     if warmup >= steps {
         let span = t.warmup_steps.as_ref().map_or(t.steps.span(), |w| w.span());
-        return Err(p.error(span, format!("[train] warmup_steps ({warmup}) must be below steps ({steps})")));
+        return Err(p.error(
+            span,
+            format!("[train] warmup_steps ({warmup}) must be below steps ({steps})"),
+        ));
     }
     let mut schedule = Schedule::new(*t.learning_rate.get_ref(), warmup, steps);
     schedule.power = *t.decay_power.get_ref();
-    schedule.validate().map_err(|e| p.invalid(&t.learning_rate, "learning_rate/decay_power", e))?;
+    schedule
+        .validate()
+        .map_err(|e| p.invalid(&t.learning_rate, "learning_rate/decay_power", e))?;
 
     let mut cfg = TrainConfig::new(model, ctx.resolve(t.output_dir.get_ref()));
     cfg.schedule = schedule;
     cfg.optimizer = match t.optimizer.get_ref().as_str() {
         "lamb" => OptimizerKind::Lamb,
         "adam" => OptimizerKind::AdamWeightDecay,
-        other => return Err(p.invalid(&t.optimizer, "optimizer", format!("{other:?}: expected \"lamb\" or \"adam\""))),
+        other => {
+            return Err(p.invalid(
+                &t.optimizer,
+                "optimizer",
+                format!("{other:?}: expected \"lamb\" or \"adam\""),
+            ))
+        }
     };
     if let Some(wd) = &t.weight_decay {
         cfg.optimizer_config.weight_decay = *wd.get_ref();
@@ -159,11 +175,19 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
         "bf16" => Precision::Bf16,
         "fp16" => Precision::Fp16,
         other => {
-            return Err(p.invalid(&t.precision, "precision", format!("{other:?}: expected auto, fp32, bf16 or fp16")))
+            return Err(p.invalid(
+                &t.precision,
+                "precision",
+                format!("{other:?}: expected auto, fp32, bf16 or fp16"),
+            ))
         }
     };
     if !on_cuda && cfg.precision != Precision::Fp32 {
-        return Err(p.invalid(&t.precision, "precision", "reduced precision needs device = \"cuda\"; CPU trains in fp32"));
+        return Err(p.invalid(
+            &t.precision,
+            "precision",
+            "reduced precision needs device = \"cuda\"; CPU trains in fp32",
+        ));
     }
     cfg.save_every = check_at_least(p, &t.save_every, "save_every", 1)? as u64;
     cfg.keep_checkpoints = check_at_least(p, &t.keep_checkpoints, "keep_checkpoints", 1)?;
@@ -175,7 +199,8 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
     cfg.tensorboard = t.tensorboard;
     cfg.plot = t.plot;
     cfg.resume = resume;
-    cfg.validate().map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
+    cfg.validate()
+        .map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
 
     let source = match &t.tfrecords {
         None => TrainSource::Stream,
@@ -196,5 +221,11 @@ pub fn parse_train(p: &Params, ctx: &Context, resume: bool) -> Result<(TrainConf
         Some(n) => Some(check_at_least(p, n, "stop_after", 1)? as u64),
         None => None,
     };
-    Ok((cfg, TrainInput { source, stop_at_step }))
+    Ok((
+        cfg,
+        TrainInput {
+            source,
+            stop_at_step,
+        },
+    ))
 }
