@@ -37,7 +37,16 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     match libtorch_lib_dir() {
-        Some(lib) => println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}"),
+        Some(lib) => {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+            // Nothing references libtorch_cuda's symbols directly, so with
+            // the default --as-needed the linker drops it and libtorch never
+            // registers its CUDA backend: force it in when it is there.
+            if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+                println!("cargo:rustc-link-search=native={lib}");
+                println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+            }
+        }
         None => println!(
             "cargo:warning=libtorch lib dir unknown (LIBTORCH unset; see scripts/libtorch.sh): \
              binaries will need LD_LIBRARY_PATH"

