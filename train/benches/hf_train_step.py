@@ -121,7 +121,8 @@ def main():
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
         print(f"{variant:12s} {a.config} b{a.batch} L{a.seq} {a.device}{' bf16' if a.bf16 else ''} threads {a.threads}: "
-              f"median {med:.3f} s/step, {a.batch / med:.2f} seq/s (steps: {', '.join(f'{x:.3f}' for x in times)})",
+              f"median {med:.3f} s/step, {a.batch / med:.2f} seq/s; best {min(times):.3f} s/step "
+              f"(steps: {', '.join(f'{x:.3f}' for x in times)})",
               flush=True)
 
 

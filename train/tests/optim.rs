@@ -62,9 +62,10 @@ fn set_grads(params: &[(String, Tensor)], grads: &[Tensor]) {
 /// Which update path a run takes.
 #[derive(Clone, Copy, PartialEq)]
 enum Path {
-    /// `Optimizer::step`: flat buffers, all parameters at once.
+    /// `Optimizer::step_flat`: flat buffers, all parameters at once (the
+    /// GPU path).
     Flat,
-    /// One parameter at a time (used when some gradient is missing).
+    /// One parameter at a time (the CPU path, and when a gradient is missing).
     PerTensor,
 }
 
@@ -113,7 +114,8 @@ fn run(kind: OptimizerKind, path: Path) {
         );
         let moments = match (path, kind) {
             (Path::Flat, _) => {
-                opt.step(&params, lr, s).unwrap();
+                let g = opt.flat_grads(&params).unwrap();
+                opt.step_flat(&params, &g, lr, s).unwrap();
                 opt.moments().named()
             }
             (Path::PerTensor, OptimizerKind::Lamb) => {
@@ -341,4 +343,19 @@ fn moments_round_trip_and_refuse_other_models() {
         err.contains("x.weight/lamb_m") && err.contains("shape"),
         "{err}"
     );
+}
+
+#[test]
+fn clip_flat_scales_large_and_reports_non_finite() {
+    use nezha_train::optim::clip_flat;
+    let mut g = Tensor::from_slice(&[3.0f32, 4.0]);
+    let out = clip_flat(&mut g, 1.0);
+    assert!((out.norm.unwrap() - 5.0).abs() < 1e-6);
+    assert!(g.allclose(&Tensor::from_slice(&[0.6f32, 0.8]), 1e-6, 1e-7, false));
+    let mut small = Tensor::from_slice(&[0.3f32, 0.4]);
+    clip_flat(&mut small, 1.0);
+    assert!(small.equal(&Tensor::from_slice(&[0.3f32, 0.4])));
+    let mut bad = Tensor::from_slice(&[1.0f32, f32::NAN]);
+    assert!(!clip_flat(&mut bad, 1.0).is_finite());
+    assert_eq!(bad.double_value(&[0]), 1.0);
 }

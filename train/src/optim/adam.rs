@@ -44,9 +44,10 @@ impl AdamWeightDecay {
     /// `u = m/(√v + ε) + wd·w`, `w −= lr·u`. The step number is unused: the
     /// reference applies no bias correction.
     pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, step: u64) -> Result<()> {
+        let on_gpu = params.first().is_some_and(|(_, p)| p.device().is_cuda());
         match self.moments.flat_grads(params) {
-            Some(g) => self.step_flat(params, &g, lr, step),
-            None => self.step_per_tensor(params, lr),
+            Some(g) if on_gpu => self.step_flat(params, &g, lr, step),
+            _ => self.step_per_tensor(params, lr),
         }
     }
 

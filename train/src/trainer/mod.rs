@@ -283,10 +283,16 @@ where
             stopped = StopReason::DataExhausted;
             break;
         }
-        // Unscale, clip and update on one flat gradient buffer (a few
-        // kernels); the per-parameter path is for a parameter without grad.
+        // On a GPU: unscale, clip and update on one flat gradient buffer (a
+        // few kernels). On the CPU, or when a parameter has no gradient, one
+        // parameter at a time.
         let lr = cfg.schedule.lr(state.step);
-        let clip = match optimizer.flat_grads(&params) {
+        let flat = if device.is_cuda() {
+            optimizer.flat_grads(&params)
+        } else {
+            None
+        };
+        let clip = match flat {
             Some(mut g) => {
                 if scale != 1.0 {
                     let _ = g.f_mul_scalar_(1.0 / scale)?;
