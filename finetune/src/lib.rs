@@ -1,6 +1,7 @@
 //! NEZHA fine-tuning: checkpoint interchange with the TF reference and
-//! Hugging Face (`checkpoint`), the task heads (`heads`) and the model that
-//! puts a head on the pretrained encoder (`model`).
+//! Hugging Face (`checkpoint`), the task heads (`heads`), the model that
+//! puts a head on the pretrained encoder (`model`), sentence classification
+//! (`classify`) and the evaluation metrics (`metrics`).
 
 pub mod checkpoint;
 pub mod classify;
