@@ -32,6 +32,9 @@ enum Command {
     /// same flags, same records.
     #[command(name = "create_pretraining_data", args_override_self = true)]
     CreatePretrainingData(commands::create_pretraining_data::Flags),
+    /// Convert weights between TensorFlow checkpoints, Hugging Face
+    /// directories and nezha's safetensors.
+    Convert(commands::convert::ConvertArgs),
     /// Build a WordPiece vocab from a corpus (the tokenizers crate's
     /// trainer), with the reference's special tokens first.
     Vocab(commands::vocab::VocabArgs),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         ),
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
         Command::Vocab(args) => commands::vocab::run(args),
+        Command::Convert(args) => commands::convert::run(args),
         Command::Inspect { file, vocab, show } => {
             commands::inspect::run(file, vocab.as_ref(), *show)
         }

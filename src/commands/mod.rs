@@ -1,5 +1,6 @@
 //! The subcommands of the `nezha` binary.
 
+pub mod convert;
 pub mod create_pretraining_data;
 pub mod inspect;
 pub mod run;
