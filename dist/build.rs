@@ -126,13 +126,10 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
     if std::env::var_os("CARGO_FEATURE_NCCL").is_some() {
-        // Nothing in the shim names a symbol of these two, yet
-        // ProcessGroupNCCL needs them loaded (CUDA hooks register themselves
-        // at load time), so the linker must not drop them as unneeded.
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-lc10_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        // The shim names ProcessGroupNCCL's symbols, so the linker keeps
+        // torch_cuda even with --as-needed, and c10_cuda comes with it. A
+        // link-lib (unlike a link-arg) also reaches the crates that use this.
+        println!("cargo:rustc-link-lib=dylib=torch_cuda");
     }
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 }

@@ -2,13 +2,31 @@
 //! rendezvous and `ProcessGroupGloo` (CPU tensors), plus `ProcessGroupNCCL`
 //! (CUDA tensors) with the `nccl` feature, bound through a thin C++ shim
 //! (shim/*.cpp) that only marshals; everything else lives here.
+//!
+//! Building needs `source scripts/libtorch.sh` and Gloo's headers (Debian
+//! `libgloo-dev`); the `nccl` feature also needs NEZHA_CUDA_HEADERS from
+//! `source scripts/setup-dist.sh --nccl`.
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # fn main() -> nezha_dist::Result<()> {
+//! let (rank, world, timeout) = (0, 2, Duration::from_secs(60));
+//! let store = nezha_dist::Store::new("127.0.0.1", 29500, world, rank == 0, timeout)?;
+//! let group = nezha_dist::ProcessGroup::gloo(&store, rank, world, timeout)?;
+//! let grads = [tch::Tensor::ones([4], (tch::Kind::Float, tch::Device::Cpu))];
+//! group.all_reduce_sum(&grads)?; // every rank now holds the sum
+//! # Ok(())
+//! # }
+//! ```
 
+mod average;
 mod collectives;
 mod error;
 mod ffi;
 mod group;
 mod store;
 
+pub use average::{average_gradients, check_same_parameters, DEFAULT_BUCKET_BYTES};
 pub use collectives::Pending;
 pub use error::{Error, Result};
 pub use group::{Backend, GlooDevice, ProcessGroup};
