@@ -1,12 +1,14 @@
 //! NEZHA fine-tuning: checkpoint interchange with the TF reference and
 //! Hugging Face (`checkpoint`), the task heads (`heads`), the model that
 //! puts a head on the pretrained encoder (`model`), sentence classification
-//! (`classify`) and the evaluation metrics (`metrics`).
+//! (`classify`), sequence labelling (`ner`) and the evaluation metrics
+//! (`metrics`).
 
 pub mod checkpoint;
 pub mod classify;
 pub mod heads;
 pub mod metrics;
 pub mod model;
+pub mod ner;
 
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};
