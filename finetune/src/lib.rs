@@ -1,10 +1,11 @@
 //! NEZHA fine-tuning: checkpoint interchange with the TF reference and
 //! Hugging Face (`checkpoint`), the task heads (`heads`), the model that
 //! puts a head on the pretrained encoder (`model`), sentence classification
-//! (`classify`), sequence labelling (`ner`) and the evaluation metrics
-//! (`metrics`).
+//! (`classify`), sequence labelling (`ner`), the evaluation metrics
+//! (`metrics`) and the `nezha finetune` command line (`cli`).
 
 pub mod checkpoint;
+pub mod cli;
 pub mod classify;
 pub mod heads;
 pub mod metrics;

@@ -1,0 +1,361 @@
+//! `nezha finetune <task>`: the command line of the fine-tuning tasks, with
+//! the reference scripts' flag names (`--data_dir`, `--vocab_file`,
+//! `--init_checkpoint`, …; the dashed spellings work too) and their
+//! defaults: `run_classifier.py`'s for `classify` (seq 128, batch 32,
+//! 3 epochs, lr 3e-5) and `scripts/run_seq_labelling.sh`'s for `ner`
+//! (seq 256, batch 16, 10 epochs, lr 3e-5).
+//!
+//! Each run writes to `--output_dir`: `metrics.jsonl` (one line per epoch,
+//! then the test scores of the best epoch), `label_list.txt`,
+//! `model.safetensors` (our format, the label names in its metadata) and the
+//! test predictions (`test_results.tsv` or `test_predictions.txt`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::vocab::Vocab;
+use nezha_train::model::NezhaConfig;
+use tch::Device;
+
+use crate::checkpoint::{self, ours, Architecture, Format};
+use crate::classify::{self, ClassifyConfig, Encoder, LabelMap, TsvColumns};
+use crate::ner::{self, TagEncoder, TagMap};
+use crate::NezhaForFinetuning;
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum FinetuneCommand {
+    /// Sentence or sentence-pair classification from TSV files with a header
+    /// (train.tsv, dev.tsv, test.tsv in --data_dir).
+    Classify(ClassifyArgs),
+    /// Character-level sequence labelling, BIO or BMES, one "char TAG" per
+    /// line (train.txt, dev.txt, test.txt in --data_dir).
+    Ner(NerArgs),
+}
+
+/// The flags every task shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    #[arg(long = "data_dir", visible_alias = "data-dir")]
+    pub data_dir: PathBuf,
+    #[arg(long = "vocab_file", visible_alias = "vocab-file")]
+    pub vocab_file: PathBuf,
+    /// Weights to start from: a TF checkpoint prefix, a Hugging Face
+    /// directory or our safetensors file (format from --init_format, or
+    /// told from the path). Without it the model starts from random
+    /// weights with --bert_config_file's config.
+    #[arg(long = "init_checkpoint", visible_alias = "init-checkpoint")]
+    pub init_checkpoint: Option<PathBuf>,
+    /// tf, hf or nezha.
+    #[arg(long = "init_format", visible_alias = "init-format")]
+    pub init_format: Option<Format>,
+    /// The model config (bert_config.json plus max_relative_position): for
+    /// a TF checkpoint without one beside it, or a model from scratch.
+    #[arg(long = "bert_config_file", visible_alias = "bert-config-file")]
+    pub bert_config_file: Option<PathBuf>,
+    #[arg(long = "output_dir", visible_alias = "output-dir")]
+    pub output_dir: PathBuf,
+    /// Default: the task's (classify 128, ner 256).
+    #[arg(long = "max_seq_length", visible_alias = "max-seq-length")]
+    pub max_seq_length: Option<usize>,
+    /// Default: the task's (classify 32, ner 16).
+    #[arg(long = "train_batch_size", visible_alias = "train-batch-size")]
+    pub train_batch_size: Option<usize>,
+    #[arg(
+        long = "eval_batch_size",
+        visible_alias = "eval-batch-size",
+        default_value_t = 8
+    )]
+    pub eval_batch_size: usize,
+    #[arg(
+        long = "learning_rate",
+        visible_alias = "learning-rate",
+        default_value_t = 3e-5
+    )]
+    pub learning_rate: f64,
+    /// Default: the task's (classify 3, ner 10).
+    #[arg(long = "num_train_epochs", visible_alias = "num-train-epochs")]
+    pub num_train_epochs: Option<usize>,
+    #[arg(
+        long = "warmup_proportion",
+        visible_alias = "warmup-proportion",
+        default_value_t = 0.1
+    )]
+    pub warmup_proportion: f64,
+    #[arg(long = "do_lower_case", visible_alias = "do-lower-case", default_value_t = true, action = clap::ArgAction::Set)]
+    pub do_lower_case: bool,
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    /// CPU threads for libtorch.
+    #[arg(long, default_value_t = 2)]
+    pub threads: i32,
+    /// Skip evaluating and predicting test even if the test file exists.
+    #[arg(long = "no_test", visible_alias = "no-test")]
+    pub no_test: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Header name of the first text column.
+    #[arg(long = "text_a", visible_alias = "text-a", default_value = "text_a")]
+    pub text_a: String,
+    /// Header name of the second text column, for sentence pairs.
+    #[arg(long = "text_b", visible_alias = "text-b")]
+    pub text_b: Option<String>,
+    /// Header name of the label column.
+    #[arg(
+        long = "label_column",
+        visible_alias = "label-column",
+        default_value = "label"
+    )]
+    pub label_column: String,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct NerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs one fine-tuning command.
+pub fn run(cmd: &FinetuneCommand) -> Result<()> {
+    match cmd {
+        FinetuneCommand::Classify(a) => run_classify(a),
+        FinetuneCommand::Ner(a) => run_ner(a),
+    }
+}
+
+fn config(c: &CommonArgs, batch: usize, epochs: usize) -> ClassifyConfig {
+    ClassifyConfig {
+        batch_size: c.train_batch_size.unwrap_or(batch),
+        eval_batch_size: c.eval_batch_size,
+        learning_rate: c.learning_rate,
+        epochs: c.num_train_epochs.unwrap_or(epochs),
+        warmup_proportion: c.warmup_proportion,
+        seed: c.seed,
+        ..ClassifyConfig::default()
+    }
+}
+
+/// The weights format of `path` when not given: a directory with a
+/// config.json is Hugging Face's, a prefix with a `.index` beside it TF's,
+/// anything else ours.
+fn guess_format(path: &Path) -> Format {
+    if path.is_dir() && path.join("config.json").exists() {
+        Format::HuggingFace
+    } else if PathBuf::from(format!("{}.index", path.display())).exists() {
+        Format::Tf
+    } else {
+        Format::Nezha
+    }
+}
+
+fn build_model(c: &CommonArgs, arch: Architecture) -> Result<NezhaForFinetuning> {
+    let given = c
+        .bert_config_file
+        .as_deref()
+        .map(NezhaConfig::from_json_file)
+        .transpose()?;
+    tch::manual_seed(c.seed as i64);
+    match &c.init_checkpoint {
+        Some(path) => {
+            let format = c.init_format.unwrap_or_else(|| guess_format(path));
+            let (w, _) = checkpoint::read(path, format, given.as_ref(), None)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;
+            let report = m.load(&w)?;
+            println!(
+                "initialised from {} ({format:?}); fresh: {:?}",
+                path.display(),
+                report.fresh
+            );
+            Ok(m)
+        }
+        None => {
+            let Some(cfg) = given else {
+                bail!("give --init_checkpoint, or --bert_config_file to start from random weights")
+            };
+            println!("no --init_checkpoint: random weights");
+            NezhaForFinetuning::new(&cfg, arch, Device::Cpu)
+        }
+    }
+}
+
+fn prepare(c: &CommonArgs) -> Result<Arc<Vocab>> {
+    tch::set_num_threads(c.threads);
+    std::fs::create_dir_all(&c.output_dir)
+        .with_context(|| format!("creating {}", c.output_dir.display()))?;
+    Ok(Arc::new(Vocab::load(&c.vocab_file).with_context(|| {
+        format!("reading the vocabulary {}", c.vocab_file.display())
+    })?))
+}
+
+fn write_labels(dir: &Path, names: &[String]) -> Result<()> {
+    nezha_train::atomic::write_file(
+        &dir.join("label_list.txt"),
+        (names.join("\n") + "\n").as_bytes(),
+    )
+}
+
+fn log_line(log: &mut std::fs::File, v: &impl serde::Serialize) -> Result<()> {
+    writeln!(log, "{}", serde_json::to_string(v)?)?;
+    Ok(())
+}
+
+fn run_classify(a: &ClassifyArgs) -> Result<()> {
+    let c = &a.common;
+    let vocab = prepare(c)?;
+    let columns = TsvColumns {
+        text_a: a.text_a.clone(),
+        text_b: a.text_b.clone(),
+        label: a.label_column.clone(),
+    };
+    let train = classify::read_tsv(&c.data_dir.join("train.tsv"), &columns)?;
+    let dev = classify::read_tsv(&c.data_dir.join("dev.tsv"), &columns)?;
+    let test_path = c.data_dir.join("test.tsv");
+    let test = if c.no_test || !test_path.exists() {
+        None
+    } else {
+        Some(classify::read_tsv(&test_path, &columns)?)
+    };
+    let labels = LabelMap::from_training(&train)?;
+    write_labels(&c.output_dir, &labels.names)?;
+    let enc = Encoder::new(vocab, c.do_lower_case, c.max_seq_length.unwrap_or(128))?;
+    let (tr, dv) = (
+        enc.encode_all(&train, &labels)?,
+        enc.encode_all(&dev, &labels)?,
+    );
+    let cfg = config(c, 32, 3);
+    let mut model = build_model(
+        c,
+        Architecture::SequenceClassification {
+            num_labels: labels.len() as i64,
+        },
+    )?;
+    println!(
+        "train {} dev {} examples, labels {:?}",
+        tr.len(),
+        dv.len(),
+        labels.names
+    );
+    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let outcome = classify::fine_tune(&mut model, &tr, &dv, &cfg, |r| {
+        println!(
+            "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
+            r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
+        );
+        log_line(&mut log, r)
+    })?;
+    println!("best dev epoch {}", outcome.best_epoch);
+    ours::write(
+        &c.output_dir.join("model.safetensors"),
+        &model.weights(Some(labels.names.clone()))?,
+    )?;
+    if let Some(test) = test {
+        let te = enc.encode_all(&test, &labels)?;
+        let (pred, scores) = classify::evaluate(&model, &te, c.eval_batch_size)?;
+        println!(
+            "test accuracy {:.4} macro-F1 {:.4} ({} examples)",
+            scores.accuracy, scores.macro_f1, scores.examples
+        );
+        log_line(
+            &mut log,
+            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
+        )?;
+        let mut out = String::from("label\tprediction\ttext_a\n");
+        for (e, p) in test.iter().zip(pred) {
+            out.push_str(&format!("{}\t{}\t{}\n", e.label, labels.names[p], e.text_a));
+        }
+        nezha_train::atomic::write_file(&c.output_dir.join("test_results.tsv"), out.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn read_ner(path: &Path) -> Result<Vec<ner::Sentence>> {
+    let f = ner::read_tagged(path)?;
+    if !f.skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} sentence(s) with a malformed span:",
+            path.display(),
+            f.skipped.len()
+        );
+        for s in &f.skipped {
+            eprintln!("  {s}");
+        }
+    }
+    Ok(f.sentences)
+}
+
+fn run_ner(a: &NerArgs) -> Result<()> {
+    let c = &a.common;
+    let vocab = prepare(c)?;
+    let train = read_ner(&c.data_dir.join("train.txt"))?;
+    let dev = read_ner(&c.data_dir.join("dev.txt"))?;
+    let test_path = c.data_dir.join("test.txt");
+    let test = if c.no_test || !test_path.exists() {
+        None
+    } else {
+        Some(read_ner(&test_path)?)
+    };
+    let tags = TagMap::from_training(&train)?;
+    write_labels(&c.output_dir, &tags.names)?;
+    let enc = TagEncoder::new(vocab, c.do_lower_case, c.max_seq_length.unwrap_or(256))?;
+    let (tr, dv) = (enc.encode_all(&train, &tags)?, enc.encode_all(&dev, &tags)?);
+    let cfg = config(c, 16, 10);
+    let mut model = build_model(
+        c,
+        Architecture::TokenClassification {
+            num_labels: tags.len() as i64,
+        },
+    )?;
+    println!(
+        "train {} dev {} sentences, tags {:?}",
+        tr.len(),
+        dv.len(),
+        tags.names
+    );
+    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let outcome = ner::fine_tune(&mut model, &tr, &dev, &dv, &tags, &cfg, |r| {
+        println!(
+            "epoch {} step {} train loss {:.4} dev entity P/R/F1 {:.4}/{:.4}/{:.4} token F1 {:.4} ({:.0}s)",
+            r.epoch,
+            r.global_step,
+            r.train_loss,
+            r.dev.entity.precision,
+            r.dev.entity.recall,
+            r.dev.entity.f1,
+            r.dev.token.f1,
+            r.seconds
+        );
+        log_line(&mut log, r)
+    })?;
+    println!("best dev epoch {}", outcome.best_epoch);
+    ours::write(
+        &c.output_dir.join("model.safetensors"),
+        &model.weights(Some(tags.names.clone()))?,
+    )?;
+    if let Some(test) = test {
+        ensure!(!test.is_empty(), "the test file has no sentences");
+        let te = enc.encode_all(&test, &tags)?;
+        let (pred, scores) = ner::evaluate(&model, &test, &te, &tags, c.eval_batch_size)?;
+        println!(
+            "test entity P/R/F1 {:.4}/{:.4}/{:.4} token P/R/F1 {:.4}/{:.4}/{:.4} ({} sentences)",
+            scores.entity.precision,
+            scores.entity.recall,
+            scores.entity.f1,
+            scores.token.precision,
+            scores.token.recall,
+            scores.token.f1,
+            scores.sentences
+        );
+        log_line(
+            &mut log,
+            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
+        )?;
+        ner::write_predictions(&c.output_dir.join("test_predictions.txt"), &test, &pred)?;
+    }
+    Ok(())
+}

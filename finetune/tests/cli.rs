@@ -1,0 +1,255 @@
+//! `nezha finetune` as the binary parses it: the reference's flag names and
+//! the tasks' defaults, and both tasks run end to end from files (a tiny
+//! random model, then fine-tuning again from the checkpoint the first run
+//! wrote), with their outputs and errors.
+
+mod common;
+
+use std::path::Path;
+
+use clap::Parser;
+use nezha_finetune::cli::{run, FinetuneCommand};
+use serde_json::Value;
+
+#[derive(Parser)]
+struct Top {
+    #[command(subcommand)]
+    task: FinetuneCommand,
+}
+
+fn parse(args: &[&str]) -> FinetuneCommand {
+    Top::try_parse_from(std::iter::once("finetune").chain(args.iter().copied()))
+        .unwrap()
+        .task
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn vocab(dir: &Path) {
+    let words = "[PAD] [UNK] [CLS] [SEP] [MASK] 张 李 三 四 在 北 京 上 海 好 坏 很 不";
+    write(
+        dir,
+        "vocab.txt",
+        &(words.split(' ').collect::<Vec<_>>().join("\n") + "\n"),
+    );
+    write(
+        dir,
+        "config.json",
+        &serde_json::to_string(&common::tiny()).unwrap(),
+    );
+}
+
+#[test]
+fn flags_are_the_reference_names_with_task_defaults() {
+    let cmd = parse(&[
+        "ner",
+        "--data_dir",
+        "d",
+        "--vocab_file",
+        "v.txt",
+        "--output_dir",
+        "o",
+        "--do_lower_case",
+        "false",
+    ]);
+    let FinetuneCommand::Ner(a) = cmd else {
+        panic!("not ner")
+    };
+    assert_eq!(a.common.data_dir, Path::new("d"));
+    assert!(!a.common.do_lower_case);
+    assert_eq!(a.common.learning_rate, 3e-5);
+    assert_eq!(a.common.max_seq_length, None);
+    let cmd = parse(&[
+        "classify",
+        "--data-dir",
+        "d",
+        "--vocab-file",
+        "v.txt",
+        "--output-dir",
+        "o",
+        "--init_checkpoint",
+        "ckpt",
+        "--init_format",
+        "tf",
+        "--max_seq_length",
+        "64",
+        "--text_b",
+        "sentence2",
+    ]);
+    let FinetuneCommand::Classify(a) = cmd else {
+        panic!("not classify")
+    };
+    assert!(a.common.do_lower_case);
+    assert_eq!(a.common.max_seq_length, Some(64));
+    assert_eq!(a.text_b.as_deref(), Some("sentence2"));
+    assert!(Top::try_parse_from(["f", "ner", "--data_dir", "d"]).is_err());
+    assert!(Top::try_parse_from([
+        "f",
+        "ner",
+        "--data_dir",
+        "d",
+        "--vocab_file",
+        "v",
+        "--output_dir",
+        "o",
+        "--init_format",
+        "onnx"
+    ])
+    .is_err());
+}
+
+fn ner_data(n: usize, seed: u64) -> String {
+    let chars: Vec<char> = "张李三四在北京上海好".chars().collect();
+    let mut state = seed;
+    let mut next = move |m: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    let mut out = String::new();
+    for _ in 0..n {
+        for _ in 0..(3 + next(6)) {
+            let c = chars[next(chars.len() as u64) as usize];
+            if c == '张' || c == '李' {
+                let d = chars[2 + next(chars.len() as u64 - 2) as usize];
+                out.push_str(&format!("{c} B-PER\n{d} E-PER\n"));
+            } else {
+                out.push_str(&format!("{c} O\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn lines(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn ner_runs_end_to_end_and_again_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    vocab(d);
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write(&data, "train.txt", &ner_data(64, 1));
+    // A malformed span in dev: skipped and reported, not fatal.
+    write(&data, "dev.txt", &(ner_data(16, 2) + "\n上 E-PER\n"));
+    write(&data, "test.txt", &ner_data(16, 3));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (out1, out2) = (d.join("run1"), d.join("run2"));
+    let base = |out: &Path| {
+        vec![
+            "ner".to_string(),
+            "--data_dir".into(),
+            s(&data),
+            "--vocab_file".into(),
+            s(&d.join("vocab.txt")),
+            "--output_dir".into(),
+            s(out),
+            "--num_train_epochs".into(),
+            "2".into(),
+            "--train_batch_size".into(),
+            "8".into(),
+            "--max_seq_length".into(),
+            "32".into(),
+            "--learning_rate".into(),
+            "1e-3".into(),
+        ]
+    };
+    let mut a = base(&out1);
+    a.extend(["--bert_config_file".into(), s(&d.join("config.json"))]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&parse(&refs)).unwrap();
+    let m = lines(&out1.join("metrics.jsonl"));
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[1]["epoch"], 2);
+    assert!(m[2]["test"]["entity"]["f1"].as_f64().is_some());
+    let labels = std::fs::read_to_string(out1.join("label_list.txt")).unwrap();
+    assert_eq!(labels, "B-PER\nE-PER\nO\nX\n[CLS]\n[SEP]\n");
+    let pred = std::fs::read_to_string(out1.join("test_predictions.txt")).unwrap();
+    let test = std::fs::read_to_string(data.join("test.txt")).unwrap();
+    assert_eq!(pred.lines().count(), test.lines().count());
+    for (p, t) in pred.lines().zip(test.lines()) {
+        assert!(p.starts_with(t), "{p:?} vs {t:?}");
+    }
+
+    // Again from the checkpoint the first run saved, format told from the path.
+    let mut a = base(&out2);
+    a.extend([
+        "--init_checkpoint".into(),
+        s(&out1.join("model.safetensors")),
+    ]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&parse(&refs)).unwrap();
+    assert_eq!(lines(&out2.join("metrics.jsonl")).len(), 3);
+
+    // Neither weights nor a config: one clear message.
+    let a = base(&d.join("run3"));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    assert!(e.contains("--bert_config_file"), "{e}");
+}
+
+#[test]
+fn classify_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    vocab(d);
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut tsv = String::from("label\ttext_a\n");
+    for i in 0..48 {
+        let (l, t) = if i % 2 == 0 {
+            ("pos", "很好")
+        } else {
+            ("neg", "不好")
+        };
+        tsv.push_str(&format!("{l}\t{t}{}\n", ["北京", "上海", "张三"][i % 3]));
+    }
+    write(&data, "train.tsv", &tsv);
+    write(&data, "dev.tsv", &tsv);
+    write(&data, "test.tsv", &tsv);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = d.join("out");
+    let a = [
+        "classify".to_string(),
+        "--data_dir".into(),
+        s(&data),
+        "--vocab_file".into(),
+        s(&d.join("vocab.txt")),
+        "--output_dir".into(),
+        s(&out),
+        "--bert_config_file".into(),
+        s(&d.join("config.json")),
+        "--num_train_epochs".into(),
+        "2".into(),
+        "--train_batch_size".into(),
+        "8".into(),
+    ];
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&parse(&refs)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("label_list.txt")).unwrap(),
+        "neg\npos\n"
+    );
+    let m = lines(&out.join("metrics.jsonl"));
+    assert_eq!(m.len(), 3);
+    assert!(m[2]["test"]["accuracy"].as_f64().is_some());
+    let res = std::fs::read_to_string(out.join("test_results.tsv")).unwrap();
+    assert_eq!(res.lines().count(), 49);
+    assert!(out.join("model.safetensors").exists());
+
+    // A bad row is named by file and line.
+    write(&data, "dev.tsv", "label\ttext_a\npos\t好\textra\n");
+    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    assert!(e.contains("dev.tsv:2"), "{e}");
+}
