@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sentence classification as the reference's scripts/run_clf.sh, through
+# `nezha finetune classify` (seq 128, batch 32, 3 epochs, lr 3e-5 unless
+# set). DATA_DIR holds train.tsv, dev.tsv and optionally test.tsv with a
+# header naming the columns (label, text_a, and text_b for pairs: set
+# TEXT_B=text_b); the sentiment example writes such files.
+#
+#   DATA_DIR=... VOCAB_FILE=... INIT_CHECKPOINT=... OUTPUT_DIR=... \
+#       scripts/run_downstream_classifier.sh [more nezha finetune classify flags]
+#
+# NEZHA names the binary (default: build and use target/release/nezha).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DATA_DIR:?set DATA_DIR (train.tsv, dev.tsv, test.tsv)}"
+: "${VOCAB_FILE:?set VOCAB_FILE}"
+: "${OUTPUT_DIR:?set OUTPUT_DIR}"
+if [[ -z "${NEZHA:-}" ]]; then
+    source scripts/libtorch.sh
+    cargo build --release --quiet --bin nezha
+    NEZHA=target/release/nezha
+fi
+extra=()
+[[ -n "${INIT_CHECKPOINT:-}" ]] && extra+=(--init_checkpoint "$INIT_CHECKPOINT")
+[[ -n "${BERT_CONFIG_FILE:-}" ]] && extra+=(--bert_config_file "$BERT_CONFIG_FILE")
+[[ -n "${TEXT_B:-}" ]] && extra+=(--text_b "$TEXT_B")
+exec "$NEZHA" finetune classify \
+    --data_dir "$DATA_DIR" \
+    --vocab_file "$VOCAB_FILE" \
+    --output_dir "$OUTPUT_DIR" \
+    --max_seq_length "${MAX_SEQ_LENGTH:-128}" \
+    --train_batch_size "${TRAIN_BATCH_SIZE:-32}" \
+    --learning_rate "${LEARNING_RATE:-3e-5}" \
+    --num_train_epochs "${NUM_TRAIN_EPOCHS:-3}" \
+    "${extra[@]}" "$@"
