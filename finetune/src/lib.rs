@@ -1,7 +1,8 @@
 //! NEZHA fine-tuning: checkpoint interchange with the TF reference and
 //! Hugging Face (`checkpoint`), the task heads (`heads`), the model that
 //! puts a head on the pretrained encoder (`model`), sentence classification
-//! (`classify`), sequence labelling (`ner`), the evaluation metrics
+//! (`classify`), sequence labelling (`ner`), reading comprehension
+//! mechanics (`mrc`), the evaluation metrics
 //! (`metrics`) and the `nezha finetune` command line (`cli`).
 
 pub mod checkpoint;
@@ -10,6 +11,7 @@ pub mod classify;
 pub mod heads;
 pub mod metrics;
 pub mod model;
+pub mod mrc;
 pub mod ner;
 
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};
