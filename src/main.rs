@@ -32,6 +32,11 @@ enum Command {
     /// same flags, same records.
     #[command(name = "create_pretraining_data", args_override_self = true)]
     CreatePretrainingData(commands::create_pretraining_data::Flags),
+    /// Fine-tune a pretrained NEZHA on a downstream task.
+    Finetune {
+        #[command(subcommand)]
+        task: nezha_finetune::cli::FinetuneCommand,
+    },
     /// Convert weights between TensorFlow checkpoints, Hugging Face
     /// directories and nezha's safetensors.
     Convert(commands::convert::ConvertArgs),
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
         Command::Vocab(args) => commands::vocab::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Finetune { task } => nezha_finetune::cli::run(task),
         Command::Inspect { file, vocab, show } => {
             commands::inspect::run(file, vocab.as_ref(), *show)
         }
