@@ -3,12 +3,15 @@
 //! `--init_checkpoint`, …; the dashed spellings work too) and their
 //! defaults: `run_classifier.py`'s for `classify` (seq 128, batch 32,
 //! 3 epochs, lr 3e-5) and `scripts/run_seq_labelling.sh`'s for `ner`
-//! (seq 256, batch 16, 10 epochs, lr 3e-5).
+//! (seq 256, batch 16, 10 epochs, lr 3e-5); for `mrc`, `run_squad.py`'s
+//! flags (stride 128, question 64, n-best 20, answer 30, cased) with the
+//! paper's Table 3 CMRC settings (seq 384, batch 16, 2 epochs, lr 3e-5).
 //!
 //! Each run writes to `--output_dir`: `metrics.jsonl` (one line per epoch,
-//! then the test scores of the best epoch), `label_list.txt`,
+//! then the test scores of the best epoch), `label_list.txt` (classify, ner),
 //! `model.safetensors` (our format, the label names in its metadata) and the
-//! test predictions (`test_results.tsv` or `test_predictions.txt`).
+//! test predictions (`test_results.tsv`, `test_predictions.txt` or
+//! `test_predictions.json`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use tch::Device;
 
 use crate::checkpoint::{self, ours, Architecture, Format};
 use crate::classify::{self, ClassifyConfig, Encoder, LabelMap, TsvColumns};
+use crate::mrc::{self, AnswerSearch, Windower};
 use crate::ner::{self, TagEncoder, TagMap};
 use crate::NezhaForFinetuning;
 
@@ -32,6 +36,9 @@ pub enum FinetuneCommand {
     /// Character-level sequence labelling, BIO or BMES, one "char TAG" per
     /// line (train.txt, dev.txt, test.txt in --data_dir).
     Ner(NerArgs),
+    /// Reading comprehension on SQuAD/CMRC 2018 JSON (train.json, dev.json,
+    /// test.json in --data_dir).
+    Mrc(MrcArgs),
 }
 
 /// The flags every task shares.
@@ -83,8 +90,10 @@ pub struct CommonArgs {
         default_value_t = 0.1
     )]
     pub warmup_proportion: f64,
-    #[arg(long = "do_lower_case", visible_alias = "do-lower-case", default_value_t = true, action = clap::ArgAction::Set)]
-    pub do_lower_case: bool,
+    /// true or false. Default: the task's (classify and ner true, mrc
+    /// false, as the reference's CMRC script).
+    #[arg(long = "do_lower_case", visible_alias = "do-lower-case", action = clap::ArgAction::Set)]
+    pub do_lower_case: Option<bool>,
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
     /// CPU threads for libtorch.
@@ -120,11 +129,42 @@ pub struct NerArgs {
     pub common: CommonArgs,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct MrcArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(
+        long = "doc_stride",
+        visible_alias = "doc-stride",
+        default_value_t = 128
+    )]
+    pub doc_stride: usize,
+    #[arg(
+        long = "max_query_length",
+        visible_alias = "max-query-length",
+        default_value_t = 64
+    )]
+    pub max_query_length: usize,
+    #[arg(
+        long = "n_best_size",
+        visible_alias = "n-best-size",
+        default_value_t = 20
+    )]
+    pub n_best_size: usize,
+    #[arg(
+        long = "max_answer_length",
+        visible_alias = "max-answer-length",
+        default_value_t = 30
+    )]
+    pub max_answer_length: usize,
+}
+
 /// Runs one fine-tuning command.
 pub fn run(cmd: &FinetuneCommand) -> Result<()> {
     match cmd {
         FinetuneCommand::Classify(a) => run_classify(a),
         FinetuneCommand::Ner(a) => run_ner(a),
+        FinetuneCommand::Mrc(a) => run_mrc(a),
     }
 }
 
@@ -223,7 +263,11 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     };
     let labels = LabelMap::from_training(&train)?;
     write_labels(&c.output_dir, &labels.names)?;
-    let enc = Encoder::new(vocab, c.do_lower_case, c.max_seq_length.unwrap_or(128))?;
+    let enc = Encoder::new(
+        vocab,
+        c.do_lower_case.unwrap_or(true),
+        c.max_seq_length.unwrap_or(128),
+    )?;
     let (tr, dv) = (
         enc.encode_all(&train, &labels)?,
         enc.encode_all(&dev, &labels)?,
@@ -302,7 +346,11 @@ fn run_ner(a: &NerArgs) -> Result<()> {
     };
     let tags = TagMap::from_training(&train)?;
     write_labels(&c.output_dir, &tags.names)?;
-    let enc = TagEncoder::new(vocab, c.do_lower_case, c.max_seq_length.unwrap_or(256))?;
+    let enc = TagEncoder::new(
+        vocab,
+        c.do_lower_case.unwrap_or(true),
+        c.max_seq_length.unwrap_or(256),
+    )?;
     let (tr, dv) = (enc.encode_all(&train, &tags)?, enc.encode_all(&dev, &tags)?);
     let cfg = config(c, 16, 10);
     let mut model = build_model(
@@ -356,6 +404,95 @@ fn run_ner(a: &NerArgs) -> Result<()> {
             &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
         )?;
         ner::write_predictions(&c.output_dir.join("test_predictions.txt"), &test, &pred)?;
+    }
+    Ok(())
+}
+
+fn read_mrc(path: &Path) -> Result<Vec<mrc::MrcExample>> {
+    let f = mrc::read_squad(path)?;
+    if !f.skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} question(s) whose answer is not in the context:",
+            path.display(),
+            f.skipped.len()
+        );
+        for s in &f.skipped {
+            eprintln!("  {s}");
+        }
+    }
+    ensure!(
+        !f.examples.is_empty(),
+        "{}: no usable questions",
+        path.display()
+    );
+    Ok(f.examples)
+}
+
+fn run_mrc(a: &MrcArgs) -> Result<()> {
+    let c = &a.common;
+    let vocab = prepare(c)?;
+    let train = read_mrc(&c.data_dir.join("train.json"))?;
+    let dev = read_mrc(&c.data_dir.join("dev.json"))?;
+    let test_path = c.data_dir.join("test.json");
+    let test = if c.no_test || !test_path.exists() {
+        None
+    } else {
+        Some(read_mrc(&test_path)?)
+    };
+    let w = Windower::new(
+        vocab,
+        c.do_lower_case.unwrap_or(false),
+        c.max_seq_length.unwrap_or(384),
+        a.doc_stride,
+        a.max_query_length,
+    )?;
+    let (tw, dw) = (w.windows(&train), w.windows(&dev));
+    let search = AnswerSearch {
+        n_best_size: a.n_best_size,
+        max_answer_length: a.max_answer_length,
+    };
+    let cfg = config(c, 16, 2);
+    let mut model = build_model(c, Architecture::QuestionAnswering)?;
+    println!(
+        "train {} questions in {} windows, dev {} in {}",
+        train.len(),
+        tw.len(),
+        dev.len(),
+        dw.len()
+    );
+    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let outcome = mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &cfg, |r| {
+        println!(
+            "epoch {} step {} train loss {:.4} dev EM {:.2} F1 {:.2} ({:.0}s)",
+            r.epoch, r.global_step, r.train_loss, r.dev.em, r.dev.f1, r.seconds
+        );
+        log_line(&mut log, r)
+    })?;
+    println!("best dev epoch {}", outcome.best_epoch);
+    ours::write(
+        &c.output_dir.join("model.safetensors"),
+        &model.weights(None)?,
+    )?;
+    if let Some(test) = test {
+        let tw = w.windows(&test);
+        let (answers, scores) = mrc::evaluate(&model, &test, &tw, search, c.eval_batch_size)?;
+        println!(
+            "test EM {:.2} F1 {:.2} ({} questions)",
+            scores.em, scores.f1, scores.examples
+        );
+        log_line(
+            &mut log,
+            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
+        )?;
+        let map: serde_json::Map<String, serde_json::Value> = test
+            .iter()
+            .zip(answers)
+            .map(|(e, a)| (e.id.clone(), serde_json::Value::String(a)))
+            .collect();
+        nezha_train::atomic::write_file(
+            &c.output_dir.join("test_predictions.json"),
+            serde_json::to_string_pretty(&map)?.as_bytes(),
+        )?;
     }
     Ok(())
 }

@@ -58,7 +58,7 @@ fn flags_are_the_reference_names_with_task_defaults() {
         panic!("not ner")
     };
     assert_eq!(a.common.data_dir, Path::new("d"));
-    assert!(!a.common.do_lower_case);
+    assert_eq!(a.common.do_lower_case, Some(false));
     assert_eq!(a.common.learning_rate, 3e-5);
     assert_eq!(a.common.max_seq_length, None);
     let cmd = parse(&[
@@ -81,7 +81,7 @@ fn flags_are_the_reference_names_with_task_defaults() {
     let FinetuneCommand::Classify(a) = cmd else {
         panic!("not classify")
     };
-    assert!(a.common.do_lower_case);
+    assert_eq!(a.common.do_lower_case, None);
     assert_eq!(a.common.max_seq_length, Some(64));
     assert_eq!(a.text_b.as_deref(), Some("sentence2"));
     assert!(Top::try_parse_from(["f", "ner", "--data_dir", "d"]).is_err());
@@ -252,4 +252,68 @@ fn classify_runs_end_to_end() {
     write(&data, "dev.tsv", "label\ttext_a\npos\t好\textra\n");
     let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
     assert!(e.contains("dev.tsv:2"), "{e}");
+}
+
+#[test]
+fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    vocab(d);
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let chars: Vec<char> = "张李三四在北京上海好".chars().collect();
+    let mut qas = Vec::new();
+    let mut paragraphs = Vec::new();
+    for i in 0..24 {
+        let ctx: String = (0..30)
+            .map(|k| chars[(i * 7 + k * k) % chars.len()])
+            .collect();
+        let answer: String = ctx.chars().skip(10 + i % 5).take(3).collect();
+        qas.push(serde_json::json!({"id": format!("q{i}"), "question": "好", "answers": [{"text": answer}]}));
+        paragraphs.push(serde_json::json!({"context": ctx, "qas": [qas[i].clone()]}));
+    }
+    let doc = serde_json::json!({"data": [{"paragraphs": paragraphs}]}).to_string();
+    for f in ["train.json", "dev.json", "test.json"] {
+        write(&data, f, &doc);
+    }
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = d.join("out");
+    let a = [
+        "mrc".to_string(),
+        "--data_dir".into(),
+        s(&data),
+        "--vocab_file".into(),
+        s(&d.join("vocab.txt")),
+        "--output_dir".into(),
+        s(&out),
+        "--bert_config_file".into(),
+        s(&d.join("config.json")),
+        "--max_seq_length".into(),
+        "24".into(),
+        "--doc_stride".into(),
+        "8".into(),
+        "--max_query_length".into(),
+        "4".into(),
+        "--num_train_epochs".into(),
+        "1".into(),
+        "--train_batch_size".into(),
+        "8".into(),
+    ];
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&parse(&refs)).unwrap();
+    let m = lines(&out.join("metrics.jsonl"));
+    assert_eq!(m.len(), 2);
+    assert!(m[1]["test"]["f1"].as_f64().is_some());
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("test_predictions.json")).unwrap())
+            .unwrap();
+    assert_eq!(p.as_object().unwrap().len(), 24);
+    assert!(p["q3"].is_string());
+
+    write(&data, "dev.json", "{\"data\": [{\"title\": \"x\"}]}");
+    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    assert!(
+        e.contains("dev.json: data[0]") && e.contains("\"paragraphs\""),
+        "{e}"
+    );
 }

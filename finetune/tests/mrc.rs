@@ -261,3 +261,90 @@ fn malformed_files_are_refused_by_record_and_missing_answers_skipped() {
     let e = err(write("d.json", json!({"data": []})));
     assert!(e.contains("no questions"), "{e}");
 }
+
+/// Contexts over a few characters with one title in 《》: the answer is
+/// the title, wherever it falls among the windows.
+fn titles(n: usize, seed: u64) -> Vec<nezha_finetune::mrc::MrcExample> {
+    let chars: Vec<char> = "张李三四在北京上海好".chars().collect();
+    let mut next = rng(seed);
+    (0..n)
+        .map(|i| {
+            let len = 10 + next(30) as usize;
+            let mut ctx: Vec<char> = (0..len)
+                .map(|_| chars[next(chars.len() as u64) as usize])
+                .collect();
+            let at = next(len as u64) as usize;
+            let title: Vec<char> = (0..1 + next(3))
+                .map(|_| chars[next(chars.len() as u64) as usize])
+                .collect();
+            let mut put = vec!['《'];
+            put.extend(&title);
+            put.push('》');
+            ctx.splice(at..at, put);
+            let context: String = ctx.into_iter().collect();
+            let answer: String = title.into_iter().collect();
+            let b = context.find(&format!("《{answer}》")).unwrap() + '《'.len_utf8();
+            let start = context[..b].chars().count();
+            nezha_finetune::mrc::MrcExample {
+                id: format!("t{i}"),
+                question: "书名".into(),
+                answer_chars: Some((start, start + answer.chars().count())),
+                answers: vec![answer],
+                context,
+                origin: format!("synthetic[{i}]"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_tiny_model_learns_to_find_answers_across_windows() {
+    tch::set_num_threads(2);
+    let dir = tempfile::tempdir().unwrap();
+    let words = "[PAD] [UNK] [CLS] [SEP] [MASK] 张 李 三 四 在 北 京 上 海 好 《 》 书 名";
+    let vp = dir.path().join("vocab.txt");
+    std::fs::write(&vp, words.split(' ').collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let w = Windower::new(Arc::new(Vocab::load(&vp).unwrap()), false, 24, 8, 4).unwrap();
+    let (train, dev) = (titles(256, 1), titles(48, 2));
+    let (tw, dw) = (w.windows(&train), w.windows(&dev));
+    assert!(dw.len() > dev.len() * 2, "few windows: {}", dw.len());
+    let cfg = nezha_finetune::classify::ClassifyConfig {
+        batch_size: 16,
+        eval_batch_size: 64,
+        learning_rate: 3e-3,
+        epochs: 6,
+        seed: 3,
+        ..Default::default()
+    };
+    tch::manual_seed(4);
+    let mut model = nezha_finetune::NezhaForFinetuning::new(
+        &nezha_train::model::NezhaConfig {
+            vocab_size: 30,
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 64,
+            max_relative_position: 16,
+            ..nezha_train::model::NezhaConfig::tiny()
+        },
+        nezha_finetune::checkpoint::Architecture::QuestionAnswering,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let search = nezha_finetune::mrc::AnswerSearch::default();
+    let (_, before) = nezha_finetune::mrc::evaluate(&model, &dev, &dw, search, 64).unwrap();
+    let mut seen = Vec::new();
+    let out = nezha_finetune::mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &cfg, |r| {
+        seen.push(r.dev.f1);
+        Ok(())
+    })
+    .unwrap();
+    let (answers, after) = nezha_finetune::mrc::evaluate(&model, &dev, &dw, search, 64).unwrap();
+    assert!(before.em < 20.0 && before.f1 < 40.0, "{before:?}");
+    assert!(
+        after.f1 > 85.0 && after.em > 60.0,
+        "{after:?} (epochs: {seen:?})"
+    );
+    assert_eq!(after.f1, seen[out.best_epoch - 1]);
+    assert_eq!(answers.len(), dev.len());
+}

@@ -1,0 +1,264 @@
+//! Fine-tuning for reading comprehension as `run_squad.py` does, in the
+//! loop of [`crate::classify::train`]: AdamWeightDecay with 10% warmup and
+//! linear decay over `int(len(windows) / batch · epochs)` steps, global-norm
+//! clipping at 1.0, the loss the mean of the start and end cross-entropies
+//! with the TF reference's span mask, dev answered (n-best over all of an
+//! example's windows) and scored with CMRC 2018's EM/F1 after every epoch,
+//! the best epoch by F1 kept.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use nezha_train::model::Mode;
+use nezha_train::optim::{clip_global_norm, AdamWeightDecay, OptimizerConfig, Schedule};
+use serde::Serialize;
+use tch::{Device, Tensor};
+
+use super::data::MrcExample;
+use super::metric::em_f1;
+use super::nbest::n_best;
+use super::windows::Window;
+use crate::classify::data::shuffle;
+use crate::classify::ClassifyConfig;
+use crate::heads::question_answering::span_loss;
+use crate::model::{HeadOutput, NezhaForFinetuning};
+
+/// How answers are searched: `run_squad.py`'s flag defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AnswerSearch {
+    pub n_best_size: usize,
+    pub max_answer_length: usize,
+}
+
+impl Default for AnswerSearch {
+    fn default() -> AnswerSearch {
+        AnswerSearch {
+            n_best_size: 20,
+            max_answer_length: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MrcScores {
+    /// CMRC 2018 exact match, × 100.
+    pub em: f64,
+    /// CMRC 2018 F1, × 100.
+    pub f1: f64,
+    pub examples: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MrcEpochReport {
+    pub epoch: usize,
+    pub global_step: u64,
+    pub skipped_steps: u64,
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    pub dev: MrcScores,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MrcOutcome {
+    pub epochs: Vec<MrcEpochReport>,
+    /// Best dev F1, earliest on ties.
+    pub best_epoch: usize,
+}
+
+fn pad_to(x: &[i64], pad: usize) -> impl Iterator<Item = i64> + '_ {
+    x.iter().copied().chain(std::iter::repeat_n(0, pad))
+}
+
+/// `(input_ids, input_mask, segment_ids, span_mask, start, end)`, padded to
+/// the longest window.
+fn batch_tensors(batch: &[&Window], device: Device) -> [Tensor; 6] {
+    let len = batch.iter().map(|w| w.input_ids.len()).max().unwrap_or(1);
+    let mut v: [Vec<i64>; 4] = Default::default();
+    for w in batch {
+        let pad = len - w.input_ids.len();
+        v[0].extend(pad_to(&w.input_ids, pad));
+        v[1].extend(std::iter::repeat_n(1, w.input_ids.len()).chain(std::iter::repeat_n(0, pad)));
+        v[2].extend(pad_to(&w.segment_ids, pad));
+        v[3].extend(pad_to(&w.span_mask, pad));
+    }
+    let shape = [batch.len() as i64, len as i64];
+    let t = |x: &Vec<i64>| Tensor::from_slice(x).reshape(shape).to_device(device);
+    let pos = |f: fn(&Window) -> usize| {
+        let p: Vec<i64> = batch.iter().map(|w| f(w) as i64).collect();
+        Tensor::from_slice(&p).to_device(device)
+    };
+    [
+        t(&v[0]),
+        t(&v[1]),
+        t(&v[2]),
+        t(&v[3]),
+        pos(|w| w.start_position),
+        pos(|w| w.end_position),
+    ]
+}
+
+fn logits(model: &NezhaForFinetuning, b: &[Tensor; 6], mode: Mode) -> Result<(Tensor, Tensor)> {
+    match model.forward(&b[0], &b[1], &b[2], Some(&b[3]), mode) {
+        HeadOutput::Span(s, e) => Ok((s, e)),
+        _ => anyhow::bail!("the model does not have a question-answering head"),
+    }
+}
+
+fn batch_seed(seed: u64, batch: u64) -> i64 {
+    let mut z = seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (z ^ (z >> 31)) as i64
+}
+
+/// The best answer of every example and the CMRC scores (eval mode).
+pub fn evaluate(
+    model: &NezhaForFinetuning,
+    examples: &[MrcExample],
+    windows: &[Window],
+    search: AnswerSearch,
+    batch_size: usize,
+) -> Result<(Vec<String>, MrcScores)> {
+    ensure!(!examples.is_empty(), "nothing to evaluate");
+    ensure!(batch_size > 0, "batch size must be positive");
+    let mut rows: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(windows.len());
+    tch::no_grad(|| -> Result<()> {
+        for chunk in windows.chunks(batch_size) {
+            let refs: Vec<&Window> = chunk.iter().collect();
+            let b = batch_tensors(&refs, model.device());
+            let (s, e) = logits(model, &b, Mode::eval())?;
+            let (s, e) = (s.to_device(Device::Cpu), e.to_device(Device::Cpu));
+            for (j, w) in chunk.iter().enumerate() {
+                let n = w.input_ids.len() as i64;
+                rows.push((
+                    Vec::try_from(s.get(j as i64).narrow(0, 0, n))?,
+                    Vec::try_from(e.get(j as i64).narrow(0, 0, n))?,
+                ));
+            }
+        }
+        Ok(())
+    })?;
+    let mut answers = Vec::with_capacity(examples.len());
+    for (k, e) in examples.iter().enumerate() {
+        let idx: Vec<usize> = (0..windows.len())
+            .filter(|&i| windows[i].example == k)
+            .collect();
+        let ws: Vec<&Window> = idx.iter().map(|&i| &windows[i]).collect();
+        let ls: Vec<(Vec<f32>, Vec<f32>)> = idx.iter().map(|&i| rows[i].clone()).collect();
+        let best = n_best(
+            &e.context,
+            &ws,
+            &ls,
+            search.n_best_size,
+            search.max_answer_length,
+        );
+        answers.push(best[0].text.clone());
+    }
+    let gold: Vec<Vec<String>> = examples.iter().map(|e| e.answers.clone()).collect();
+    let pred: Vec<Option<String>> = answers.iter().cloned().map(Some).collect();
+    let (em, f1) = em_f1(&gold, &pred)?;
+    Ok((
+        answers,
+        MrcScores {
+            em,
+            f1,
+            examples: examples.len(),
+        },
+    ))
+}
+
+/// Fine-tunes `model` on the training windows, answering `dev` after each
+/// epoch; on return the model holds the best epoch's weights.
+pub fn fine_tune(
+    model: &mut NezhaForFinetuning,
+    train: &[Window],
+    dev: (&[MrcExample], &[Window]),
+    search: AnswerSearch,
+    cfg: &ClassifyConfig,
+    mut on_epoch: impl FnMut(&MrcEpochReport) -> Result<()>,
+) -> Result<MrcOutcome> {
+    ensure!(
+        cfg.batch_size > 0 && cfg.epochs > 0,
+        "batch_size and epochs must be positive"
+    );
+    ensure!(
+        train.len() >= cfg.batch_size,
+        "{} training windows do not fill one batch of {}",
+        train.len(),
+        cfg.batch_size
+    );
+    ensure!(
+        (0.0..1.0).contains(&cfg.warmup_proportion),
+        "warmup_proportion {} must be in [0, 1)",
+        cfg.warmup_proportion
+    );
+    let steps_per_epoch = train.len() / cfg.batch_size;
+    let total = (train.len() as f64 / cfg.batch_size as f64 * cfg.epochs as f64) as u64;
+    let warmup = (total as f64 * cfg.warmup_proportion) as u64;
+    let schedule = Schedule::new(cfg.learning_rate, warmup, total);
+    schedule.validate().context("learning-rate schedule")?;
+
+    let params = model.trainable();
+    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
+    let mut batches = 0u64;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut step, mut skipped) = (0u64, 0u64);
+    let mut reports = Vec::new();
+    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
+        let mut loss_sum = 0.0;
+        for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
+            if step >= total {
+                break;
+            }
+            let refs: Vec<&Window> = b.iter().map(|&i| &train[i]).collect();
+            let t = batch_tensors(&refs, model.device());
+            tch::manual_seed(batch_seed(cfg.seed, batches));
+            batches += 1;
+            let (s, e) = logits(model, &t, Mode::train())?;
+            let loss = span_loss(&s, &e, &t[4], &t[5]);
+            loss.backward();
+            loss_sum += loss.double_value(&[]);
+            if clip_global_norm(&params, cfg.max_grad_norm).is_finite() {
+                optimizer.step(&params, schedule.lr(step), step)?;
+                step += 1;
+            } else {
+                skipped += 1;
+            }
+            for (_, p) in &params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+        }
+        let (_, scores) = evaluate(model, dev.0, dev.1, search, cfg.eval_batch_size)?;
+        let report = MrcEpochReport {
+            epoch,
+            global_step: step,
+            skipped_steps: skipped,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            learning_rate: schedule.lr(step),
+            dev: scores,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if best.as_ref().is_none_or(|(_, f, _)| report.dev.f1 > *f) {
+            let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
+            best = Some((epoch, report.dev.f1, copy));
+        }
+        on_epoch(&report)?;
+        reports.push(report);
+    }
+    let (best_epoch, _, weights) = best.expect("at least one epoch ran");
+    tch::no_grad(|| {
+        for ((_, p), w) in params.iter().zip(&weights) {
+            p.shallow_clone().copy_(w);
+        }
+    });
+    Ok(MrcOutcome {
+        epochs: reports,
+        best_epoch,
+    })
+}

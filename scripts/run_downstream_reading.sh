@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Reading comprehension as the reference's scripts/run_reading.sh, through
+# `nezha finetune mrc` (CMRC 2018 / SQuAD JSON: train.json, dev.json and
+# optionally test.json in DATA_DIR; seq 384, stride 128, batch 16,
+# 2 epochs, lr 3e-5 and cased unless set, as the paper's Table 3).
+#
+#   DATA_DIR=... VOCAB_FILE=... INIT_CHECKPOINT=... OUTPUT_DIR=... \
+#       scripts/run_downstream_reading.sh [more nezha finetune mrc flags]
+#
+# NEZHA names the binary (default: build and use target/release/nezha).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DATA_DIR:?set DATA_DIR (train.json, dev.json, test.json)}"
+: "${VOCAB_FILE:?set VOCAB_FILE}"
+: "${OUTPUT_DIR:?set OUTPUT_DIR}"
+if [[ -z "${NEZHA:-}" ]]; then
+    source scripts/libtorch.sh
+    cargo build --release --quiet --bin nezha
+    NEZHA=target/release/nezha
+fi
+extra=()
+[[ -n "${INIT_CHECKPOINT:-}" ]] && extra+=(--init_checkpoint "$INIT_CHECKPOINT")
+[[ -n "${BERT_CONFIG_FILE:-}" ]] && extra+=(--bert_config_file "$BERT_CONFIG_FILE")
+exec "$NEZHA" finetune mrc \
+    --data_dir "$DATA_DIR" \
+    --vocab_file "$VOCAB_FILE" \
+    --output_dir "$OUTPUT_DIR" \
+    --max_seq_length "${MAX_SEQ_LENGTH:-384}" \
+    --doc_stride "${DOC_STRIDE:-128}" \
+    --train_batch_size "${TRAIN_BATCH_SIZE:-16}" \
+    --learning_rate "${LEARNING_RATE:-3e-5}" \
+    --num_train_epochs "${NUM_TRAIN_EPOCHS:-2}" \
+    --do_lower_case "${DO_LOWER_CASE:-false}" \
+    "${extra[@]}" "$@"
