@@ -31,6 +31,17 @@ pub struct Sentence {
     pub lines: Vec<usize>,
 }
 
+impl Sentence {
+    /// `file:line` of character `i`.
+    pub fn at(&self, i: usize) -> String {
+        let file = self
+            .origin
+            .rsplit_once(':')
+            .map_or(self.origin.as_str(), |p| p.0);
+        format!("{file}:{}", self.lines[i])
+    }
+}
+
 /// A malformed span, and the sentence left out because of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpanIssue {

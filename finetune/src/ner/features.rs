@@ -33,9 +33,9 @@ impl TagMap {
     pub fn from_training(train: &[Sentence]) -> Result<TagMap> {
         let mut names: Vec<String> = Vec::new();
         for s in train {
-            for (t, line) in s.tags.iter().zip(&s.lines) {
+            for (i, t) in s.tags.iter().enumerate() {
                 if SPECIAL_TAGS.contains(&t.as_str()) {
-                    bail!("{} (line {line}): the tag {t:?} is reserved", s.origin);
+                    bail!("{}: the tag {t:?} is reserved", s.at(i));
                 }
                 names.push(t.clone());
             }
@@ -139,11 +139,11 @@ impl TagEncoder {
         let mut tag_ids = vec![id("[CLS]").context("the tag map has no [CLS]")?];
         let mut first_piece = Vec::with_capacity(s.chars.len());
         let room = self.max_seq_length - 1;
-        for ((c, t), line) in s.chars.iter().zip(&s.tags).zip(&s.lines) {
+        for (i, (c, t)) in s.chars.iter().zip(&s.tags).enumerate() {
             let Some(tag) = id(t) else {
                 bail!(
-                    "{}: line {line}: tag {t:?} never occurs in the training data (tags: {:?})",
-                    s.origin.rsplit_once(':').map_or(s.origin.as_str(), |p| p.0),
+                    "{}: tag {t:?} never occurs in the training data (tags: {:?})",
+                    s.at(i),
                     tags.names
                 );
             };
