@@ -71,7 +71,11 @@ fn batches_are_checked_counted_and_deterministic_per_worker_count() {
         assert!(counter.batches > 50, "{counter:?}");
         let share = counter.random_next as f64 / counter.sequences as f64;
         assert!((0.4..0.7).contains(&share), "random-next share {share}");
-        assert_eq!(first, all_batches(&p), "{workers} workers: same seed, same batches");
+        assert_eq!(
+            first,
+            all_batches(&p),
+            "{workers} workers: same seed, same batches"
+        );
     }
     let one = all_batches(&plan(dir.path(), &input, 1, ""));
     let two = all_batches(&plan(dir.path(), &input, 2, ""));
@@ -85,11 +89,18 @@ fn a_slow_consumer_holds_the_readers_back() {
     // and the 1 MB read buffer hold.
     let mut text = String::new();
     for d in 0..100_000 {
-        text.push_str(&format!("第{d}篇。天下大势，分久必合。\n合久必分，周末七国分争。\n并入于秦，及秦灭之后。\n\n"));
+        text.push_str(&format!(
+            "第{d}篇。天下大势，分久必合。\n合久必分，周末七国分争。\n并入于秦，及秦灭之后。\n\n"
+        ));
     }
     let input = dir.path().join("many.txt");
     std::fs::write(&input, &text).unwrap();
-    let p = plan(dir.path(), &input.display().to_string(), 2, "reservoir_documents = 10\nshuffle_buffer = 50");
+    let p = plan(
+        dir.path(),
+        &input.display().to_string(),
+        2,
+        "reservoir_documents = 10\nshuffle_buffer = 50",
+    );
     let mut running = start::<Batch>(&p).unwrap();
     let first = running.items.next().expect("a batch");
     assert_eq!(first.size, 16);
@@ -103,7 +114,10 @@ fn a_slow_consumer_holds_the_readers_back() {
     // Draining the rest lets the readers finish.
     let rest = running.items.by_ref().count();
     assert!(rest > 1000);
-    assert_eq!(running.bytes_read.load(Ordering::Relaxed), running.total_bytes);
+    assert_eq!(
+        running.bytes_read.load(Ordering::Relaxed),
+        running.total_bytes
+    );
     running.finish().unwrap();
 }
 

@@ -170,7 +170,10 @@ mod tests {
     fn optional_keys_parse() {
         let src = "[m]\nprob = 0.25\nn = 3\n";
         let v = section(src, "m");
-        let p: P = Params::new(Path::new("p.toml"), src, "m", &v).unwrap().parse().unwrap();
+        let p: P = Params::new(Path::new("p.toml"), src, "m", &v)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!((*p.prob.get_ref(), p.n), (0.25, Some(3)));
     }
 

@@ -65,7 +65,10 @@ impl<'a> LineReader<'a> {
         if self.buf.contains(&b'\r') {
             // Checked before dropping, so offsets stay those of the file.
             if let Err(e) = std::str::from_utf8(&self.buf) {
-                return Err(Error::invalid_utf8(&self.path, start + e.valid_up_to() as u64));
+                return Err(Error::invalid_utf8(
+                    &self.path,
+                    start + e.valid_up_to() as u64,
+                ));
             }
             self.buf.retain(|&b| b != b'\r');
         }
