@@ -6,8 +6,8 @@
 //! (`metrics`) and the `nezha finetune` command line (`cli`).
 
 pub mod checkpoint;
-pub mod cli;
 pub mod classify;
+pub mod cli;
 pub mod heads;
 pub mod metrics;
 pub mod model;
