@@ -5,7 +5,7 @@
 #   benches/preprocess.sh [speed|memory|all]
 #
 # speed:  reference mode, one thread, vs bert-tensorflow 1.0.4's
-#         create_pretraining_data.py on the same corpus and flags; then
+#         create_pretraining_data.py on the same corpus (5.4 MB) and flags; then
 #         streaming mode on 2 workers into the bounded channel.
 # memory: streaming mode on ~100 MB and ~1 GB of text: peak RSS of each.
 #
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 what="${1:-all}"
 dir="${BENCH_DIR:-/tmp/nezha-bench}"
 mkdir -p "$dir"
+source scripts/setup.sh
 cargo build --release --quiet --bin nezha
 bin="$PWD/target/release/nezha"
 
@@ -68,11 +69,13 @@ if [ "$what" = speed ] || [ "$what" = all ]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q tensorflow-cpu==2.21.0 bert-tensorflow==1.0.4 six
     fi
-    small="$PWD/data/sanguo.txt"
+    # data/sanguo.txt three times (5.4 MB), the size of the reference's
+    # quoted figure (5.5 MB of news text).
+    small=$(corpus c5 3)
     flags=(--input_file="$small" --vocab_file="$PWD/data/vocab.txt" --do_lower_case=True
            --max_seq_length=128 --max_predictions_per_seq=20 --random_seed=12345
            --dupe_factor=10 --masked_lm_prob=0.15 --short_seq_prob=0.1)
-    echo "== reference mode vs reference script: data/sanguo.txt (1.8 MB), seq 128, dupe 10"
+    echo "== reference mode vs reference script: $(du -h "$small" | cut -f1) (data/sanguo.txt x3), seq 128, dupe 10"
     read -r ref_kb ref_s < <(measure "$dir/ref.log" "$venv/bin/python" -c '
 import sys, tensorflow.compat.v1 as tf
 sys.modules["tensorflow"] = tf

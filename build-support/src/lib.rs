@@ -44,8 +44,11 @@ pub fn link_libtorch() {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
             // Nothing references libtorch_cuda's symbols directly, so with
             // the default --as-needed the linker drops it and libtorch never
-            // registers its CUDA backend: force it in when it is there.
-            if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+            // registers its CUDA backend: with the crate's `cuda` feature,
+            // force it in. Without it, CPU-only programs do not load CUDA's
+            // libraries at all (about 0.4 s and 400 MB of RSS at start-up).
+            let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
+            if cuda && std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
                 println!("cargo:rustc-link-search=native={lib}");
                 println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
             }

@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/libtorch.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target-train}"
-cargo run -q -p nezha-train --release --example cuda_throughput -- \
+cargo run -q -p nezha-train --release --features cuda --example cuda_throughput -- \
     --config large --batch 64 --seq 128 --precision bf16 --steps 20 "$@"

@@ -132,7 +132,12 @@ impl TrainConfig {
         if let Device::Cuda(i) = dev {
             let n = tch::Cuda::device_count() as usize;
             if i >= n {
-                bail!("device {d} requested but libtorch sees {n} CUDA device(s)");
+                let hint = if cfg!(feature = "cuda") {
+                    ""
+                } else {
+                    " (this build has no CUDA backend: build with `--features cuda`)"
+                };
+                bail!("device {d} requested but libtorch sees {n} CUDA device(s){hint}");
             }
         }
         Ok(dev)
