@@ -132,12 +132,23 @@ impl PyRandom {
 
     /// Regenerates the whole state block (the "twist").
     fn twist(&mut self) {
-        let mt = &mut self.state;
-        for k in 0..N {
-            let y = (mt[k] & UPPER_MASK) | (mt[(k + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            mt[k] = mt[(k + M) % N] ^ (y >> 1) ^ mag;
+        // The textbook loop with `% N` on every index, split into its three
+        // ranges so the hot loop has no wrap-around: the truncation loop of
+        // the reference draws one `random()` per dropped token, so this runs
+        // often.
+        #[inline(always)]
+        fn mix(upper: u32, lower: u32, far: u32) -> u32 {
+            let y = (upper & UPPER_MASK) | (lower & LOWER_MASK);
+            far ^ (y >> 1) ^ (if y & 1 == 1 { MATRIX_A } else { 0 })
         }
+        let mt = &mut self.state;
+        for k in 0..N - M {
+            mt[k] = mix(mt[k], mt[k + 1], mt[k + M]);
+        }
+        for k in N - M..N - 1 {
+            mt[k] = mix(mt[k], mt[k + 1], mt[k + M - N]);
+        }
+        mt[N - 1] = mix(mt[N - 1], mt[0], mt[M - 1]);
         self.index = 0;
     }
 
