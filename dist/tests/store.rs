@@ -43,6 +43,13 @@ fn values_set_by_one_rank_are_read_by_the_other() {
         store.get(&format!("empty/{peer}")).unwrap(),
         Vec::<u8>::new()
     );
+    // The store lives in rank 0's process: it must outlive rank 1's reads,
+    // so rank 1 says it is done (a synchronous set) and rank 0 waits for it.
+    if role.rank == 1 {
+        store.set("done/1", b"1").unwrap();
+    } else {
+        store.get("done/1").unwrap();
+    }
     report("peer", format!("ok {peer}"));
 }
 
