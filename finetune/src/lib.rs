@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod model;
 pub mod mrc;
 pub mod ner;
+pub mod step;
 
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};

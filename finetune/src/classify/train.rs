@@ -17,9 +17,9 @@
 
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use nezha_train::model::Mode;
-use nezha_train::optim::{clip_global_norm, AdamWeightDecay, OptimizerConfig, Schedule};
+use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
 use serde::Serialize;
 use tch::{Device, Tensor};
 
@@ -207,11 +207,14 @@ pub fn fine_tune(
     }
     // The reference: num_train_steps = int(len(train) / batch * epochs),
     // batches drop their remainder.
-    let steps_per_epoch = train.len() / cfg.batch_size;
-    let total = (train.len() as f64 / cfg.batch_size as f64 * cfg.epochs as f64) as u64;
-    let warmup = (total as f64 * cfg.warmup_proportion) as u64;
-    let schedule = Schedule::new(cfg.learning_rate, warmup, total);
-    schedule.validate().context("learning-rate schedule")?;
+    let (schedule, steps_per_epoch) = crate::step::schedule(
+        train.len(),
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.learning_rate,
+        cfg.warmup_proportion,
+    )?;
+    let total = schedule.total_steps;
 
     let params = model.trainable();
     let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
@@ -237,18 +240,14 @@ pub fn fine_tune(
             let loss = classification_loss(&logits(model, &t, Mode::train())?, &t.3);
             loss.backward();
             loss_sum += loss.double_value(&[]);
-            if clip_global_norm(&params, cfg.max_grad_norm).is_finite() {
-                optimizer.step(&params, schedule.lr(step), step)?;
-                step += 1;
-            } else {
-                skipped += 1;
-            }
-            for (_, p) in &params {
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = g.zero_();
-                }
-            }
+            crate::step::apply(
+                &params,
+                &mut optimizer,
+                &schedule,
+                cfg.max_grad_norm,
+                &mut step,
+                &mut skipped,
+            )?;
         }
         let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
         let report = EpochReport {
