@@ -86,9 +86,15 @@ fn run(kind: OptimizerKind, path: Path) {
             )
         })
         .collect();
-    let mut opt = Optimizer::new(kind, OptimizerConfig::default(), &params);
-    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
-    let mut adam = AdamWeightDecay::new(OptimizerConfig::default(), &params);
+    // One optimizer per parameter set: each makes the parameters live in
+    // its own flat buffer.
+    let per_tensor = |k: OptimizerKind| path == Path::PerTensor && kind == k;
+    let mut opt =
+        (path == Path::Flat).then(|| Optimizer::new(kind, OptimizerConfig::default(), &params));
+    let mut lamb =
+        per_tensor(OptimizerKind::Lamb).then(|| Lamb::new(OptimizerConfig::default(), &params));
+    let mut adam = per_tensor(OptimizerKind::AdamWeightDecay)
+        .then(|| AdamWeightDecay::new(OptimizerConfig::default(), &params));
     let tag = match kind {
         OptimizerKind::Lamb => "lamb",
         OptimizerKind::AdamWeightDecay => "adam",
@@ -114,15 +120,18 @@ fn run(kind: OptimizerKind, path: Path) {
         );
         let moments = match (path, kind) {
             (Path::Flat, _) => {
+                let opt = opt.as_mut().unwrap();
                 let g = opt.flat_grads(&params).unwrap();
                 opt.step_flat(&params, &g, lr, s).unwrap();
                 opt.moments().named()
             }
             (Path::PerTensor, OptimizerKind::Lamb) => {
+                let lamb = lamb.as_mut().unwrap();
                 lamb.step_per_tensor(&params, lr, s).unwrap();
                 lamb.moments().named()
             }
             (Path::PerTensor, OptimizerKind::AdamWeightDecay) => {
+                let adam = adam.as_mut().unwrap();
                 adam.step_per_tensor(&params, lr).unwrap();
                 adam.moments().named()
             }
@@ -358,4 +367,40 @@ fn clip_flat_scales_large_and_reports_non_finite() {
     let mut bad = Tensor::from_slice(&[1.0f32, f32::NAN]);
     assert!(!clip_flat(&mut bad, 1.0).is_finite());
     assert_eq!(bad.double_value(&[0]), 1.0);
+}
+
+#[test]
+fn parameters_and_gradients_live_in_the_flat_buffers() {
+    let a = Tensor::ones([3, 2], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let b = Tensor::ones([5], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let params = vec![
+        ("a".to_string(), a.shallow_clone()),
+        ("b".to_string(), b.shallow_clone()),
+    ];
+    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    (a.sum(tch::Kind::Float) * 2.0 + b.sum(tch::Kind::Float)).backward();
+    let flat = lamb.moments().flat_grads(&params).unwrap();
+    assert_eq!(
+        flat.sum(tch::Kind::Float).double_value(&[]),
+        6.0 * 2.0 + 5.0
+    );
+    // Later backward passes accumulate straight into the same buffer.
+    for (_, p) in &params {
+        p.shallow_clone().zero_grad();
+    }
+    (a.sum(tch::Kind::Float) * 3.0).backward();
+    assert_eq!(flat.sum(tch::Kind::Float).double_value(&[]), 6.0 * 3.0);
+    assert_eq!(b.grad().sum(tch::Kind::Float).double_value(&[]), 0.0);
+    // An update of the flat buffer is an update of the model's tensors.
+    let before = a.sum(tch::Kind::Float).double_value(&[]);
+    lamb.step_flat(&params, &flat, 0.1, 0).unwrap();
+    assert!(a.sum(tch::Kind::Float).double_value(&[]) < before);
+    // A parameter re-pointed elsewhere is refused, not silently missed.
+    let mut moved = a.shallow_clone();
+    tch::no_grad(|| moved.set_data(&Tensor::zeros([3, 2], (tch::Kind::Float, tch::Device::Cpu))));
+    let err = lamb.step_flat(&params, &flat, 0.1, 1).unwrap_err();
+    assert!(
+        err.to_string().contains("parameter a no longer lives"),
+        "{err}"
+    );
 }

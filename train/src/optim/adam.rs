@@ -45,10 +45,12 @@ impl AdamWeightDecay {
     /// reference applies no bias correction.
     pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, step: u64) -> Result<()> {
         let on_gpu = params.first().is_some_and(|(_, p)| p.device().is_cuda());
-        match self.moments.flat_grads(params) {
-            Some(g) if on_gpu => self.step_flat(params, &g, lr, step),
-            _ => self.step_per_tensor(params, lr),
+        if on_gpu {
+            if let Some(g) = self.moments.flat_grads(params) {
+                return self.step_flat(params, &g, lr, step);
+            }
         }
+        self.step_per_tensor(params, lr)
     }
 
     pub fn step_flat(
@@ -60,8 +62,9 @@ impl AdamWeightDecay {
     ) -> Result<()> {
         self.moments.check(params)?;
         let c = &self.config;
+        self.moments.check_aliased(params)?;
         tch::no_grad(|| {
-            let w = self.moments.flatten(params, |p| p.shallow_clone());
+            let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
             let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
@@ -71,7 +74,7 @@ impl AdamWeightDecay {
             let decayed = w.copy();
             self.moments.scale_rows(&decayed, &self.decay)?;
             let update = &m / (v.sqrt() + c.epsilon) + decayed;
-            self.moments.write_back(params, &(w - update * lr));
+            let _ = w.f_sub_(&(update * lr))?;
             Ok(())
         })
     }

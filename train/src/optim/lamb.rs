@@ -19,6 +19,9 @@ pub struct Lamb {
     moments: Moments,
     /// Per parameter: the weight decay its update gets (0 when excluded).
     decay: Tensor,
+    /// The fused CUDA kernels, compiled on the first GPU step.
+    #[cfg(feature = "cuda")]
+    fused: Option<super::fused_lamb::FusedLamb>,
 }
 
 impl Lamb {
@@ -38,6 +41,8 @@ impl Lamb {
             decay: moments.per_param(&decay),
             moments,
             config,
+            #[cfg(feature = "cuda")]
+            fused: None,
         }
     }
 
@@ -55,10 +60,18 @@ impl Lamb {
         // Flat buffers win on a GPU (few kernel launches); on the CPU one
         // parameter at a time is faster (it stays in cache).
         let on_gpu = params.first().is_some_and(|(_, p)| p.device().is_cuda());
-        match self.moments.flat_grads(params) {
-            Some(g) if on_gpu => self.step_flat(params, &g, lr, step),
-            _ => self.step_per_tensor(params, lr, step),
+        if on_gpu {
+            if let Some(g) = self.moments.flat_grads(params) {
+                return self.step_flat(params, &g, lr, step);
+            }
         }
+        self.step_per_tensor(params, lr, step)
+    }
+
+    /// `(1 − β₁ᵗ, 1 − β₂ᵗ)` with `t = step + 1`, as the reference.
+    pub fn bias_corrections(&self, step: u64) -> (f64, f64) {
+        let (c, t) = (&self.config, (step + 1) as f64);
+        (1.0 - c.beta1.powf(t), 1.0 - c.beta2.powf(t))
     }
 
     /// [`Lamb::step`] with the gradients given flat, as
@@ -71,11 +84,28 @@ impl Lamb {
         step: u64,
     ) -> Result<()> {
         self.moments.check(params)?;
+        self.moments.check_aliased(params)?;
+        let (bc1, bc2) = self.bias_corrections(step);
+        #[cfg(feature = "cuda")]
+        if g.device().is_cuda() {
+            let fused = match self.fused.take() {
+                Some(f) => f,
+                None => super::fused_lamb::FusedLamb::new(&self.moments, &self.decay)?,
+            };
+            let result = fused.step(&self.moments, g, &self.config, lr, bc1, bc2);
+            self.fused = Some(fused);
+            return result;
+        }
+        self.step_flat_ops(g, lr, bc1, bc2)
+    }
+
+    /// [`Lamb::step_flat`] with libtorch operators (on the CPU, and the
+    /// yardstick of the fused CUDA kernels), given the step's bias
+    /// corrections.
+    pub fn step_flat_ops(&mut self, g: &Tensor, lr: f64, bc1: f64, bc2: f64) -> Result<()> {
         let c = &self.config;
-        let t = (step + 1) as f64;
-        let (bc1, bc2) = (1.0 - c.beta1.powf(t), 1.0 - c.beta2.powf(t));
         tch::no_grad(|| {
-            let w = self.moments.flatten(params, |p| p.shallow_clone());
+            let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
             let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
@@ -96,7 +126,7 @@ impl Lamb {
             self.moments.scale_rows(&decayed, &self.decay)?;
             let update = mh / (vh.sqrt() + c.epsilon) + decayed;
             self.moments.scale_rows(&update, &(trust * lr))?;
-            self.moments.write_back(params, &(w - update));
+            let _ = w.f_sub_(&update)?;
             Ok(())
         })
     }
@@ -111,9 +141,8 @@ impl Lamb {
         step: u64,
     ) -> Result<()> {
         self.moments.check(params)?;
+        let (bc1, bc2) = self.bias_corrections(step);
         let c = &self.config;
-        let t = (step + 1) as f64;
-        let (bc1, bc2) = (1.0 - c.beta1.powf(t), 1.0 - c.beta2.powf(t));
         tch::no_grad(|| {
             for (i, (name, w)) in params.iter().enumerate() {
                 let g = w.grad();
