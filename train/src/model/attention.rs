@@ -29,45 +29,60 @@ impl SelfAttention {
         }
     }
 
-    /// `[B, L, H]` → `[B, N, L, d]`; heads are contiguous column blocks.
-    fn split_heads(&self, x: &Tensor) -> Tensor {
-        let (b, l) = (x.size()[0], x.size()[1]);
-        x.view([b, l, self.heads, self.head_size])
-            .permute([0, 2, 1, 3])
-    }
-
     /// `x`: `[B, L, H]`; `mask_add`: `[B, 1, 1, L]` f32 (0 or −10000);
     /// `rel`: `[L, L, d]` shared relative table. Returns the context `[B, L, H]`.
+    ///
+    /// Everything runs in `mode.compute`: on a GPU in bf16 the scores never
+    /// exist in f32 (softmax accumulates in f32 internally), which halves
+    /// the traffic of the score-sized tensors, the largest of a layer.
     pub fn forward(&self, x: &Tensor, mask_add: &Tensor, rel: &Tensor, mode: Mode) -> Tensor {
         let (b, l) = (x.size()[0], x.size()[1]);
         let (n, d) = (self.heads, self.head_size);
-        let rel = rel.to_kind(mode.compute);
-        let q = self.split_heads(&self.query.forward(x, mode));
-        let k = self.split_heads(&self.key.forward(x, mode));
-        let v = self.split_heads(&self.value.forward(x, mode));
+        let c = mode.compute;
+        let rel = rel.to_kind(c);
+        // Q, K and V from one product: [B, L, 3, N, d], heads being
+        // contiguous column blocks of each.
+        let weight = Tensor::cat(
+            &[&self.query.weight, &self.key.weight, &self.value.weight],
+            0,
+        );
+        let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0);
+        let qkv = x
+            .to_kind(c)
+            .linear(&weight.to_kind(c), Some(bias.to_kind(c)))
+            .view([b, l, 3, n, d]);
+        // Per (batch, head): [B·N, L, d], and Kᵀ as [B·N, d, L].
+        let heads = |i: i64| qkv.select(2, i).permute([0, 2, 1, 3]);
+        let q = heads(0).reshape([b * n, l, d]);
+        let k_t = heads(1).transpose(-1, -2).reshape([b * n, d, l]);
+        let v = heads(2).reshape([b * n, l, d]);
 
         // Q·R per query row i: [L, B·N, d] @ [L, d, L] → [L, B·N, L].
-        let q_rows = q.permute([2, 0, 1, 3]).reshape([l, b * n, d]);
-        let key_rel = q_rows
-            .bmm(&rel.transpose(1, 2))
-            .view([l, b, n, l])
-            .permute([1, 2, 0, 3]);
-        // The relative term joins before the 1/√d scaling, as in the code.
-        let scores = (q.matmul(&k.transpose(-1, -2)) + key_rel).to_kind(Kind::Float)
-            * (1.0 / (d as f64).sqrt())
-            + mask_add;
+        let q_rows = q.view([b * n, l, d]).transpose(0, 1).contiguous();
+        let key_rel = q_rows.bmm(&rel.transpose(1, 2));
+        // (Q·Kᵀ + Q·R)/√d: the relative term joins before the scaling, as
+        // in the code; one batched product adds it.
+        let scale = 1.0 / (d as f64).sqrt();
+        let mut scores = key_rel
+            .transpose(0, 1)
+            .baddbmm(&q, &k_t, scale, scale)
+            .view([b, n, l, l]);
+        let _ = scores
+            .f_add_(&mask_add.to_kind(c))
+            .expect("adding the attention mask");
         // One dropout mask, used for both the value and the relative products.
         let probs = scores
-            .softmax(-1, Kind::Float)
+            .softmax(-1, c)
             .dropout(self.dropout, mode.train)
-            .to_kind(mode.compute);
+            .view([b * n, l, l]);
 
-        let probs_rows = probs.permute([2, 0, 1, 3]).reshape([l, b * n, l]);
-        let value_rel = probs_rows
-            .bmm(&rel)
-            .view([l, b, n, d])
-            .permute([1, 2, 0, 3]);
-        (probs.matmul(&v) + value_rel)
+        // P·R per query row, then P·V added in the same batched product.
+        let probs_rows = probs.transpose(0, 1).contiguous();
+        let value_rel = probs_rows.bmm(&rel);
+        value_rel
+            .transpose(0, 1)
+            .baddbmm(&probs, &v, 1.0, 1.0)
+            .view([b, n, l, d])
             .permute([0, 2, 1, 3])
             .reshape([b, l, n * d])
     }
