@@ -56,6 +56,15 @@ pub struct Flags {
     /// length.
     #[arg(long = "short_seq_prob", default_value_t = 0.1)]
     pub short_seq_prob: f64,
+    /// Whether to use whole word masking rather than per-WordPiece masking
+    /// (the later google-research/bert script's flag): a `##` piece is
+    /// masked together with the rest of its word.
+    #[arg(long = "do_whole_word_mask", default_value = "False", num_args = 0..=1,
+          default_missing_value = "True", value_parser = parse_py_bool)]
+    pub do_whole_word_mask: bool,
+    /// Same as --do_whole_word_mask=False (absl's negated boolean flag).
+    #[arg(long = "nodo_whole_word_mask")]
+    pub nodo_whole_word_mask: bool,
     /// Write the output gzip-compressed (TFRecord `GZIP` compression). Not a
     /// reference flag.
     #[arg(long = "gzip")]
@@ -117,7 +126,7 @@ impl Flags {
              [sentences]\nkind = \"lines\"\n\n\
              [wordpiece]\nvocab = {vocab}\ndo_lower_case = {lower}\n\n\
              [instances]\nkind = \"reference\"\nmax_seq_length = {len}\nshort_seq_prob = {short:?}\ndupe_factor = {dupe}\n\n\
-             [masking]\nmasked_lm_prob = {mlm:?}\nmax_predictions_per_seq = {pred}\n\n\
+             [masking]\nmasked_lm_prob = {mlm:?}\nmax_predictions_per_seq = {pred}\n{wwm}\n\
              [sink]\nkind = \"tfrecord\"\noutput = {output}\ngzip = {gzip}\n",
             seed = self.random_seed,
             input = q(&self.input_file),
@@ -128,6 +137,11 @@ impl Flags {
             dupe = self.dupe_factor,
             mlm = self.masked_lm_prob,
             pred = self.max_predictions_per_seq,
+            wwm = if self.do_whole_word_mask && !self.nodo_whole_word_mask {
+                "whole_word = \"wordpiece\"\n"
+            } else {
+                ""
+            },
             output = q(&self.output_file),
             gzip = self.gzip,
         )

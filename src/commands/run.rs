@@ -30,6 +30,11 @@ pub fn run(file: &Path, options: RunOptions) -> anyhow::Result<()> {
                 counter.sequences as f64 / secs,
                 secs
             );
+            let (predicted, as_mask, random) = counter.mask_rates();
+            println!(
+                "masked {predicted:.2}% of the tokens (other than [CLS] and [SEP]): {as_mask:.2}% [MASK], {random:.2}% random, {:.2}% kept",
+                predicted - as_mask - random
+            );
         }
         SinkPlan::Train(cfg, input) => super::train::run(&plan, cfg, input)?,
     }
@@ -87,7 +92,8 @@ pub fn print_write_summary(s: &WriteSummary) {
 
 /// Runs the plan into the bounded channel and checks every batch.
 pub fn check_batches(plan: &Plan) -> anyhow::Result<BatchCounter> {
-    let vocab_size = plan.ctx.vocab.as_ref().expect("wordpiece built").id_space();
+    let vocab = plan.ctx.vocab.as_ref().expect("wordpiece built");
+    let vocab_size = vocab.id_space();
     let mut running = start::<Batch>(plan)?;
     let progress = InputProgress::new(running.total_bytes, running.bytes_read.clone(), "sequences");
     let mut counter = BatchCounter::default();
@@ -98,6 +104,7 @@ pub fn check_batches(plan: &Plan) -> anyhow::Result<BatchCounter> {
             running.stop();
             break;
         }
+        counter.add_masks(&batch, vocab.mask);
         progress.update(counter.sequences);
     }
     progress.finish();

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{bounded, Sender};
 use nezha_stages::data::Instance;
 use nezha_stages::error::Error;
-use nezha_stages::ingest::spawn_reader;
+use nezha_stages::ingest::spawn_reader_passes;
 use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
 use nezha_stages::registry::WorkerInfo;
 use nezha_stages::sinks::RoundRobin;
@@ -25,6 +25,10 @@ pub trait Tail: Clone + Send + 'static {
     /// at length 128 is about 200 KB).
     const QUEUE: usize;
 
+    /// Consecutive instances of a worker's stream the sink takes in one
+    /// turn (see `WorkerInfo::per_turn`).
+    fn instances_per_turn(plan: &Plan) -> usize;
+
     /// Connects a worker's stream of masked instances to its sink channel.
     fn attach(
         instances: FlowStream<'_, Instance>,
@@ -36,6 +40,9 @@ pub trait Tail: Clone + Send + 'static {
 
 impl Tail for Instance {
     const QUEUE: usize = 1024;
+    fn instances_per_turn(_: &Plan) -> usize {
+        1
+    }
     fn attach(
         instances: FlowStream<'_, Instance>,
         _: Option<BoxedStage<Instance, Batch>>,
@@ -48,6 +55,9 @@ impl Tail for Instance {
 
 impl Tail for Batch {
     const QUEUE: usize = 8;
+    fn instances_per_turn(plan: &Plan) -> usize {
+        plan.ctx.batch_size.unwrap_or(1)
+    }
     fn attach(
         instances: FlowStream<'_, Instance>,
         batching: Option<BoxedStage<Instance, Batch>>,
@@ -120,7 +130,8 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
         .files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
+        .sum::<u64>()
+        * plan.ctx.reading.passes as u64;
 
     let sentences = plan.sentences.clone();
     let wordpiece = plan.wordpiece.clone();
@@ -129,6 +140,8 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     let batching = plan.batching.clone();
     let worker_control = control.clone();
     let progress = bytes_read.clone();
+    let reading = plan.ctx.reading;
+    let per_turn = T::instances_per_turn(plan);
 
     let config = timely::Config {
         communication: timely::CommunicationConfig::Process(peers),
@@ -138,6 +151,7 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
         let info = WorkerInfo {
             index: worker.index(),
             peers: worker.peers(),
+            per_turn,
         };
         let control = worker_control.clone();
         let tx = senders.lock().unwrap()[info.index]
@@ -150,11 +164,18 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
         } else {
             Arc::new(AtomicU64::new(0))
         };
-        spawn_reader(
+        // A stage that splits the work itself is handed every document.
+        let (share, of) = if reading.every_document {
+            (0, 1)
+        } else {
+            (info.index, info.peers)
+        };
+        spawn_reader_passes(
             ingest.format.clone(),
             ingest.files.clone(),
-            info.index,
-            info.peers,
+            share,
+            of,
+            reading.passes,
             counter,
             doc_tx,
         );

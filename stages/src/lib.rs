@@ -18,6 +18,7 @@ pub mod operator;
 pub mod params;
 pub mod pyrandom;
 pub mod registry;
+pub mod segment;
 pub mod sentences;
 pub mod sinks;
 pub mod stage;

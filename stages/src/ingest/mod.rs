@@ -14,7 +14,7 @@ mod text;
 pub use files::resolve_inputs;
 pub use jsonl::JsonLines;
 pub use lines::LineReader;
-pub use reader::spawn_reader;
+pub use reader::{spawn_reader, spawn_reader_passes};
 pub use text::Text;
 
 use std::path::PathBuf;

@@ -26,17 +26,40 @@ pub fn spawn_reader(
     bytes_read: Arc<AtomicU64>,
     tx: Sender<Result<Document, Error>>,
 ) -> JoinHandle<()> {
+    spawn_reader_passes(ingest, files, worker, peers, 1, bytes_read, tx)
+}
+
+/// As [`spawn_reader`], reading the whole input `passes` times in a row
+/// (the epochs of dynamic masking); document indices start again at 0 with
+/// each pass.
+pub fn spawn_reader_passes(
+    ingest: Arc<dyn Ingest>,
+    files: Arc<Vec<PathBuf>>,
+    worker: usize,
+    peers: usize,
+    passes: usize,
+    bytes_read: Arc<AtomicU64>,
+    tx: Sender<Result<Document, Error>>,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(format!("ingest-{worker}"))
         .spawn(move || {
-            let result = ingest.read(&files, &bytes_read, &mut |doc| {
-                if doc.index % peers as u64 != worker as u64 {
-                    return true;
+            for _ in 0..passes {
+                let mut open = true;
+                let result = ingest.read(&files, &bytes_read, &mut |doc| {
+                    if doc.index % peers as u64 != worker as u64 {
+                        return true;
+                    }
+                    open = tx.send(Ok(doc)).is_ok();
+                    open
+                });
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                    return;
                 }
-                tx.send(Ok(doc)).is_ok()
-            });
-            if let Err(e) = result {
-                let _ = tx.send(Err(e));
+                if !open {
+                    return;
+                }
             }
         })
         .expect("spawn ingest thread")

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use super::pool::DocumentPool;
-use crate::data::Instance;
+use crate::data::{Instance, TokenizedDocument};
 use crate::error::{Error, Result};
 use crate::pyrandom::RandomSource;
 
@@ -43,6 +43,19 @@ impl InstanceParams {
     /// Room for A and B: `max_seq_length` minus [CLS] and two [SEP].
     pub fn max_num_tokens(&self) -> usize {
         self.max_seq_length - 3
+    }
+}
+
+/// Refuses a document with an empty segment: instance generation needs
+/// every sentence to have a token. `stage` names the stage in the message.
+pub(crate) fn check_segments(doc: &TokenizedDocument, stage: &str) -> Result<()> {
+    match doc.segments.iter().position(Vec::is_empty) {
+        Some(k) => Err(Error::data(format!(
+            "{stage}: document {} has an empty segment (number {k}); sentences without tokens \
+             must be dropped before instance generation",
+            doc.index
+        ))),
+        None => Ok(()),
     }
 }
 

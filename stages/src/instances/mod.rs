@@ -7,14 +7,18 @@
 //! it: [`reference`] reproduces the reference script draw for draw (all
 //! documents in memory, one `random.Random`, masking fused in), and
 //! [`streaming`] runs in bounded memory for corpora of any size.
+//! [`dynamic`] masks as instances leave, and gives the same stream on any
+//! number of workers.
 
 mod document;
+mod dynamic;
 mod pool;
 mod reference;
 mod shuffle_buffer;
 mod streaming;
 
 pub use document::{create_instances_from_document, DocumentInstances, InstanceParams};
+pub use dynamic::{mask_dynamically, owner, DynamicInstances, DynamicParams};
 pub use pool::DocumentPool;
 pub use reference::{ReferenceInstances, ReferenceParams};
 pub use shuffle_buffer::ShuffleBuffer;

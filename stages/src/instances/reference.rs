@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::document::{DocumentInstances, InstanceParams};
+use super::document::{check_segments, DocumentInstances, InstanceParams};
 use crate::data::{Instance, TokenizedDocument};
 use crate::error::{Error, Result};
-use crate::masking::{Masker, MaskingParams};
+use crate::masking::{Masker, MaskingParams, WholeWords};
 use crate::pyrandom::PyRandom;
 use crate::stage::Stage;
 use crate::vocab::Vocab;
@@ -72,6 +72,13 @@ impl ReferenceInstances {
         })
     }
 
+    /// Masks whole words, as the later reference script does with
+    /// `--do_whole_word_mask=True`.
+    pub fn with_whole_words(mut self, words: Option<WholeWords>) -> ReferenceInstances {
+        self.masker = self.masker.with_whole_words(words);
+        self
+    }
+
     /// Number of (non-empty) documents collected so far.
     pub fn num_documents(&self) -> usize {
         self.documents.len()
@@ -99,13 +106,7 @@ impl Stage for ReferenceInstances {
             }
         }
         self.last_index = Some(doc.index);
-        if let Some(k) = doc.segments.iter().position(Vec::is_empty) {
-            return Err(Error::data(format!(
-                "reference instances: document {} has an empty segment (number {k}); sentences \
-                 without tokens must be dropped before instance generation",
-                doc.index
-            )));
-        }
+        check_segments(&doc, "reference instances")?;
         // The reference removes empty documents before shuffling.
         if !doc.is_empty() {
             self.documents.push(doc.segments);

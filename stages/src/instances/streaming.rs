@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::document::{DocumentInstances, InstanceParams};
+use super::document::{check_segments, DocumentInstances, InstanceParams};
 use super::shuffle_buffer::ShuffleBuffer;
 use crate::data::{Instance, TokenizedDocument};
 use crate::error::{Error, Result};
@@ -126,13 +126,10 @@ impl Stage for StreamingInstances {
     type Out = Instance;
 
     fn push(&mut self, doc: TokenizedDocument, emit: &mut dyn FnMut(Instance)) -> Result<()> {
-        if let Some(k) = doc.segments.iter().position(Vec::is_empty) {
-            return Err(Error::data(format!(
-                "streaming instances (worker {}): document {} has an empty segment (number {k}); \
-                 sentences without tokens must be dropped before instance generation",
-                self.worker, doc.index
-            )));
-        }
+        check_segments(
+            &doc,
+            &format!("streaming instances (worker {})", self.worker),
+        )?;
         // Empty documents yield nothing and are never drawn from, as in the
         // reference.
         if doc.is_empty() {

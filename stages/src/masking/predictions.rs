@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::data::Instance;
 use crate::error::{Error, Result};
 use crate::pyrandom::RandomSource;
+use crate::segment::{untagged, CONTINUES_WORD};
 use crate::vocab::Vocab;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,66 +41,129 @@ impl MaskingParams {
 /// How the positions to mask are picked from the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Selection {
-    /// Shuffle every candidate, then take them in order: the reference's RNG
-    /// call sequence.
+    /// Shuffle every candidate word, then take them in order: the
+    /// reference's RNG call sequence.
     Reference,
-    /// Draw only the candidates that will be used (a partial Fisher–Yates):
-    /// the same distribution with far fewer draws.
+    /// Draw only the candidate words that will be looked at (a partial
+    /// Fisher–Yates): the same distribution with far fewer draws.
     Sampled,
+}
+
+/// Which tokens continue the word of the token before them, for whole-word
+/// masking: WordPiece's `##` pieces, and tokens a segmenter tagged with
+/// [`CONTINUES_WORD`] (Chinese words, see [`crate::segment`]).
+#[derive(Clone, Debug)]
+pub struct WholeWords {
+    /// By vocab id: the token's string starts with `##`.
+    continuation: Arc<Vec<bool>>,
+}
+
+impl WholeWords {
+    pub fn new(vocab: &Vocab) -> WholeWords {
+        let mut continuation = vec![false; vocab.id_space()];
+        for (word, &id) in vocab.token_map() {
+            continuation[id as usize] = word.starts_with("##");
+        }
+        WholeWords {
+            continuation: Arc::new(continuation),
+        }
+    }
+
+    /// True when `token` (possibly tagged) continues the previous word.
+    pub fn continues(&self, token: u32) -> bool {
+        token & CONTINUES_WORD != 0
+            || self
+                .continuation
+                .get(untagged(token) as usize)
+                .copied()
+                .unwrap_or(false)
+    }
 }
 
 /// Reusable buffers, so masking allocates only the instance's own lists.
 #[derive(Clone, Debug, Default)]
 struct Scratch {
+    /// Positions that may be masked, in order.
     candidates: Vec<u32>,
+    /// The candidate words: runs `start..start + len` of `candidates`
+    /// (one position each without whole-word masking).
+    words: Vec<(u32, u32)>,
     /// (position, original token) of each masked position.
     picked: Vec<(u32, u32)>,
 }
 
 impl Scratch {
+    /// The later reference script's `create_masked_lm_predictions`
+    /// (google-research/bert, `--do_whole_word_mask`): candidates are words,
+    /// a token that continues a word joins the word before it (even across
+    /// the first `[SEP]`, as there); words are shuffled and taken in order,
+    /// skipping a word that would overshoot the prediction budget; every
+    /// token of a taken word gets its own 80/10/10 draw. Without
+    /// `whole_words` every token is a word, which draws exactly what the
+    /// original script draws.
     fn mask<R: RandomSource>(
         &mut self,
         inst: &mut Instance,
         params: &MaskingParams,
         vocab: &Vocab,
+        whole_words: Option<&WholeWords>,
         rng: &mut R,
         selection: Selection,
     ) {
         // The reference skips tokens whose string is "[CLS]" or "[SEP]"; ids
         // and strings are one to one, so comparing ids is the same test.
         self.candidates.clear();
-        self.candidates.extend(
-            inst.tokens
-                .iter()
-                .enumerate()
-                .filter(|&(_, &t)| t != vocab.cls && t != vocab.sep)
-                .map(|(i, _)| i as u32),
-        );
+        self.words.clear();
+        for (i, &t) in inst.tokens.iter().enumerate() {
+            let id = untagged(t);
+            if id == vocab.cls || id == vocab.sep {
+                continue;
+            }
+            match (whole_words, self.words.last_mut()) {
+                (Some(w), Some(last)) if w.continues(t) => last.1 += 1,
+                _ => self.words.push((self.candidates.len() as u32, 1)),
+            }
+            self.candidates.push(i as u32);
+        }
+        if whole_words.is_some() {
+            // Segmentation tags end here: labels and inputs are vocab ids.
+            for t in &mut inst.tokens {
+                *t = untagged(*t);
+            }
+        }
         let n = params
             .num_to_predict(inst.tokens.len())
             .min(self.candidates.len());
         if selection == Selection::Reference {
-            rng.shuffle(&mut self.candidates);
+            rng.shuffle(&mut self.words);
         }
         self.picked.clear();
-        for k in 0..n {
-            if selection == Selection::Sampled {
-                let j = k + rng.randbelow((self.candidates.len() - k) as u64) as usize;
-                self.candidates.swap(k, j);
+        for k in 0..self.words.len() {
+            if self.picked.len() >= n {
+                break;
             }
-            let position = self.candidates[k];
-            let original = inst.tokens[position as usize];
-            // 80% [MASK], 10% unchanged, 10% a uniformly drawn vocab word
-            // (any word: [PAD], [CLS] and [unusedN] included).
-            let replacement = if rng.random() < 0.8 {
-                vocab.mask
-            } else if rng.random() < 0.5 {
-                original
-            } else {
-                vocab.word_id(rng.randbelow(vocab.len() as u64) as usize)
-            };
-            inst.tokens[position as usize] = replacement;
-            self.picked.push((position, original));
+            if selection == Selection::Sampled {
+                let j = k + rng.randbelow((self.words.len() - k) as u64) as usize;
+                self.words.swap(k, j);
+            }
+            let (start, len) = self.words[k];
+            if self.picked.len() + len as usize > n {
+                continue;
+            }
+            for &position in &self.candidates[start as usize..(start + len) as usize] {
+                let original = inst.tokens[position as usize];
+                // 80% [MASK], 10% unchanged, 10% a uniformly drawn vocab word
+                // (any word: [PAD], [CLS] and [unusedN] included).
+                let replacement = if rng.random() < 0.8 {
+                    vocab.mask
+                } else if rng.random() < 0.5 {
+                    original
+                } else {
+                    vocab.word_id(rng.randbelow(vocab.len() as u64) as usize)
+                };
+                inst.tokens[position as usize] = replacement;
+                self.picked.push((position, original));
+            }
         }
         self.picked.sort_unstable_by_key(|&(position, _)| position);
         inst.masked_positions.clear();
@@ -121,7 +185,7 @@ pub fn mask_instance<R: RandomSource>(
     vocab: &Vocab,
     rng: &mut R,
 ) {
-    Scratch::default().mask(inst, params, vocab, rng, Selection::Reference);
+    Scratch::default().mask(inst, params, vocab, None, rng, Selection::Reference);
 }
 
 /// Masking parameters, vocabulary and scratch buffers, for masking many
@@ -130,6 +194,7 @@ pub fn mask_instance<R: RandomSource>(
 pub struct Masker {
     params: MaskingParams,
     vocab: Arc<Vocab>,
+    whole_words: Option<WholeWords>,
     scratch: Scratch,
 }
 
@@ -139,8 +204,15 @@ impl Masker {
         Ok(Masker {
             params,
             vocab,
+            whole_words: None,
             scratch: Scratch::default(),
         })
+    }
+
+    /// Masks whole words instead of single tokens.
+    pub fn with_whole_words(mut self, words: Option<WholeWords>) -> Masker {
+        self.whole_words = words;
+        self
     }
 
     pub fn params(&self) -> &MaskingParams {
@@ -149,15 +221,19 @@ impl Masker {
 
     /// As [`mask_instance`]: the reference's exact RNG call sequence.
     pub fn mask_like_reference<R: RandomSource>(&mut self, inst: &mut Instance, rng: &mut R) {
-        self.scratch
-            .mask(inst, &self.params, &self.vocab, rng, Selection::Reference);
+        self.mask_with(inst, rng, Selection::Reference);
     }
 
     /// The same distribution of masks as the reference, drawing only the
     /// positions that get masked instead of shuffling every candidate.
     pub fn mask_sampled<R: RandomSource>(&mut self, inst: &mut Instance, rng: &mut R) {
+        self.mask_with(inst, rng, Selection::Sampled);
+    }
+
+    fn mask_with<R: RandomSource>(&mut self, inst: &mut Instance, rng: &mut R, how: Selection) {
+        let words = self.whole_words.as_ref();
         self.scratch
-            .mask(inst, &self.params, &self.vocab, rng, Selection::Sampled);
+            .mask(inst, &self.params, &self.vocab, words, rng, how);
     }
 }
 

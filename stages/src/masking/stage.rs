@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::predictions::{Masker, MaskingParams};
+use super::predictions::{Masker, MaskingParams, WholeWords};
 use crate::data::Instance;
 use crate::error::{Error, Result};
 use crate::pyrandom::FastRandom;
@@ -38,6 +38,12 @@ impl MaskingStage {
             worker: worker as u64,
             next_index: 0,
         })
+    }
+
+    /// Masks whole words (see [`WholeWords`]) instead of single tokens.
+    pub fn with_whole_words(mut self, words: Option<WholeWords>) -> MaskingStage {
+        self.masker = self.masker.with_whole_words(words);
+        self
     }
 
     /// Continues a stream whose first `index` instances were masked earlier.

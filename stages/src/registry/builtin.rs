@@ -6,13 +6,17 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Context, Factory, IngestPlan, Registry};
+use super::{Context, Factory, IngestPlan, Reading, Registry, WholeWordPlan};
 use crate::batch::Batching;
 use crate::error::Result;
 use crate::ingest::{resolve_inputs, JsonLines, Text};
-use crate::instances::{ReferenceInstances, ReferenceParams, StreamingInstances, StreamingParams};
-use crate::masking::{MaskingParams, MaskingStage};
+use crate::instances::{
+    DynamicInstances, DynamicParams, ReferenceInstances, ReferenceParams, StreamingInstances,
+    StreamingParams,
+};
+use crate::masking::{MaskingParams, MaskingStage, WholeWords};
 use crate::params::{check_at_least, check_probability, Params};
+use crate::segment::{JiebaWords, Segmented, Segmenter};
 use crate::sentences::{Lines, Punct};
 use crate::vocab::Vocab;
 use crate::wordpiece::WordPiece;
@@ -30,6 +34,7 @@ pub fn register(r: &mut Registry) {
     });
     r.wordpiece.add("wordpiece", wordpiece);
     r.masking.add("static", static_masking);
+    r.masking.add("dynamic", dynamic_masking);
     r.instances.add("streaming", streaming_instances);
     r.instances.add("reference", reference_instances);
     r.batching.add("fixed", batching);
@@ -175,6 +180,15 @@ struct MaskingToml {
     masked_lm_prob: Spanned<f64>,
     #[serde(default = "default_max_predictions")]
     max_predictions_per_seq: Spanned<i64>,
+    /// "wordpiece": `##` pieces join their word; "jieba": Chinese words
+    /// from Jieba too. Absent: every token on its own.
+    whole_word: Option<Spanned<String>>,
+    /// A Jieba user dictionary (with `whole_word = "jieba"`).
+    user_dict: Option<Spanned<String>>,
+    /// Jieba's HMM for words its dictionary lacks (with `whole_word = "jieba"`).
+    hmm: Option<Spanned<bool>>,
+    /// Passes over the corpus, each masked anew (dynamic masking only).
+    epochs: Option<Spanned<i64>>,
 }
 
 fn default_masked_lm_prob() -> Spanned<f64> {
@@ -185,14 +199,9 @@ fn default_max_predictions() -> Spanned<i64> {
     Spanned::new(0..0, 20)
 }
 
-/// Static masking: one mask per instance. In reference mode the instance
-/// generator applies it itself (see `ReferenceInstances`), so no separate
-/// operator is built.
-fn static_masking(
-    p: &Params,
-    ctx: &mut Context,
-) -> Result<Option<Factory<crate::Instance, crate::Instance>>> {
-    let m: MaskingToml = p.parse()?;
+/// What both masking kinds share: the budget and whole-word masking. Sets
+/// `ctx.masking` and `ctx.whole_words`.
+fn masking_basics(p: &Params, m: &MaskingToml, ctx: &mut Context) -> Result<MaskingParams> {
     let params = MaskingParams {
         masked_lm_prob: check_probability(p, &m.masked_lm_prob, "masked_lm_prob")?,
         max_predictions_per_seq: check_at_least(
@@ -207,17 +216,103 @@ fn static_masking(
         .vocab
         .clone()
         .expect("[wordpiece] is built before [masking]");
+    let jieba = match m.whole_word.as_ref().map(|w| (w, w.get_ref().as_str())) {
+        None => None,
+        Some((_, "wordpiece")) => Some(false),
+        Some((_, "jieba")) => Some(true),
+        Some((w, other)) => {
+            return Err(p.invalid(
+                w,
+                "whole_word",
+                format!("{other:?} is not \"wordpiece\" (## pieces) or \"jieba\" (Chinese words)"),
+            ))
+        }
+    };
+    if jieba != Some(true) {
+        if let Some(u) = &m.user_dict {
+            return Err(p.invalid(
+                u,
+                "user_dict",
+                "only whole_word = \"jieba\" reads a user dictionary",
+            ));
+        }
+        if let Some(h) = &m.hmm {
+            return Err(p.invalid(h, "hmm", "only whole_word = \"jieba\" uses Jieba's HMM"));
+        }
+    }
+    ctx.whole_words = match jieba {
+        None => None,
+        Some(false) => Some(WholeWordPlan {
+            words: WholeWords::new(&vocab),
+            jieba: None,
+        }),
+        Some(true) => {
+            let user_dict = m.user_dict.as_ref().map(|u| (u, ctx.resolve(u.get_ref())));
+            let hmm = m.hmm.as_ref().is_none_or(|h| *h.get_ref());
+            let segmenter = Segmenter::new(user_dict.as_ref().map(|(_, path)| path.as_path()), hmm)
+                .map_err(|e| match &user_dict {
+                    Some((u, _)) => p.invalid(u, "user_dict", e),
+                    None => e,
+                })?;
+            // Checks the vocab fits the segmenter's tags before any work.
+            JiebaWords::new(segmenter.clone(), &vocab)?;
+            Some(WholeWordPlan {
+                words: WholeWords::new(&vocab),
+                jieba: Some(segmenter),
+            })
+        }
+    };
+    Ok(params)
+}
+
+/// Static masking: one mask per instance. In reference mode the instance
+/// generator applies it itself (see `ReferenceInstances`), so no separate
+/// operator is built.
+fn static_masking(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Option<Factory<crate::Instance, crate::Instance>>> {
+    let m: MaskingToml = p.parse()?;
+    if let Some(e) = &m.epochs {
+        return Err(p.invalid(e, "epochs", "only kind = \"dynamic\" masks each epoch anew"));
+    }
+    let params = masking_basics(p, &m, ctx)?;
+    let vocab = ctx
+        .vocab
+        .clone()
+        .expect("[wordpiece] is built before [masking]");
+    let words = ctx.whole_words.as_ref().map(|w| w.words.clone());
     let seed = ctx.seed;
     // Checked once here, so building per worker cannot fail on parameters.
     MaskingStage::new(params, vocab.clone(), seed, 0)?;
     Ok(Some(Arc::new(move |w| {
-        Ok(Box::new(MaskingStage::new(
-            params,
-            vocab.clone(),
-            seed,
-            w.index,
-        )?))
+        Ok(Box::new(
+            MaskingStage::new(params, vocab.clone(), seed, w.index)?
+                .with_whole_words(words.clone()),
+        ))
     })))
+}
+
+/// Dynamic masking: each instance is masked as it leaves the instance
+/// generator, from (seed, epoch, instance number), and the stream does not
+/// depend on the number of workers (see `DynamicInstances`). No masking
+/// operator is built: the streaming generator does it.
+fn dynamic_masking(
+    p: &Params,
+    ctx: &mut Context,
+) -> Result<Option<Factory<crate::Instance, crate::Instance>>> {
+    let m: MaskingToml = p.parse()?;
+    masking_basics(p, &m, ctx)?;
+    let epochs = match &m.epochs {
+        Some(e) => check_at_least(p, e, "epochs", 1)?,
+        None => 1,
+    };
+    ctx.dynamic_masking = true;
+    ctx.reading = Reading {
+        every_document: true,
+        passes: epochs,
+    };
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -259,6 +354,25 @@ fn instance_basics(
     Ok((max_seq_length, short_seq_prob, dupe_factor))
 }
 
+/// Puts Jieba in front of an instance generator when `[masking]` asks for
+/// Chinese words: the generator sees tagged documents.
+fn with_words<S>(
+    ctx: &Context,
+    vocab: &Vocab,
+    generator: S,
+) -> Result<crate::stage::BoxedStage<crate::TokenizedDocument, crate::Instance>>
+where
+    S: crate::Stage<In = crate::TokenizedDocument, Out = crate::Instance>,
+{
+    match ctx.whole_words.as_ref().and_then(|w| w.jieba.clone()) {
+        Some(segmenter) => Ok(Box::new(Segmented {
+            words: JiebaWords::new(segmenter, vocab)?,
+            generator,
+        })),
+        None => Ok(Box::new(generator)),
+    }
+}
+
 fn streaming_instances(
     p: &Params,
     ctx: &mut Context,
@@ -276,13 +390,50 @@ fn streaming_instances(
         .vocab
         .clone()
         .expect("[wordpiece] is built before [instances]");
+    if ctx.dynamic_masking {
+        return dynamic_instances(ctx, params, vocab);
+    }
     StreamingInstances::new(params, &vocab)?;
+    let ctx = ctx.clone();
     Ok(Arc::new(move |w| {
         let params = StreamingParams {
             worker: w.index,
             ..params
         };
-        Ok(Box::new(StreamingInstances::new(params, &vocab)?))
+        with_words(&ctx, &vocab, StreamingInstances::new(params, &vocab)?)
+    }))
+}
+
+/// The streaming generator's parameters, with masking moved into it.
+fn dynamic_instances(
+    ctx: &Context,
+    s: StreamingParams,
+    vocab: Arc<Vocab>,
+) -> Result<Factory<crate::TokenizedDocument, crate::Instance>> {
+    let params = DynamicParams {
+        max_seq_length: s.max_seq_length,
+        short_seq_prob: s.short_seq_prob,
+        dupe_factor: s.dupe_factor,
+        reservoir_docs: s.reservoir_docs,
+        shuffle_buffer: s.shuffle_buffer,
+        seed: s.seed,
+        masking: ctx.masking.expect("[masking] is built before [instances]"),
+        worker: 0,
+        peers: 1,
+        per_turn: 1,
+    };
+    let words = ctx.whole_words.as_ref().map(|w| w.words.clone());
+    DynamicInstances::new(params, vocab.clone(), words.clone())?;
+    let ctx = ctx.clone();
+    Ok(Arc::new(move |w| {
+        let params = DynamicParams {
+            worker: w.index,
+            peers: w.peers,
+            per_turn: w.per_turn,
+            ..params
+        };
+        let generator = DynamicInstances::new(params, vocab.clone(), words.clone())?;
+        with_words(&ctx, &vocab, generator)
     }))
 }
 
@@ -298,8 +449,20 @@ fn reference_instances(
             "only the streaming generator has these; the reference holds every document",
         ));
     }
+    if ctx.dynamic_masking {
+        return Err(p.error(
+            p.span.clone(),
+            "[instances] kind = \"reference\" masks each instance once, as the reference does; \
+             [masking] kind = \"dynamic\" needs kind = \"streaming\""
+                .into(),
+        ));
+    }
     let (max_seq_length, short_seq_prob, dupe_factor) = instance_basics(p, &t, ctx)?;
     let masking = ctx.masking.expect("[masking] is built before [instances]");
+    let vocab = ctx
+        .vocab
+        .clone()
+        .expect("[wordpiece] is built before [instances]");
     let params = ReferenceParams {
         max_seq_length,
         short_seq_prob,
@@ -307,13 +470,13 @@ fn reference_instances(
         masked_lm_prob: masking.masked_lm_prob,
         max_predictions_per_seq: masking.max_predictions_per_seq,
         random_seed: ctx.seed as i64,
-        vocab: ctx
-            .vocab
-            .clone()
-            .expect("[wordpiece] is built before [instances]"),
+        vocab: vocab.clone(),
     };
+    let words = ctx.whole_words.as_ref().map(|w| w.words.clone());
     ReferenceInstances::new(params.clone())?;
+    let ctx = ctx.clone();
     Ok(Arc::new(move |_| {
-        Ok(Box::new(ReferenceInstances::new(params.clone())?))
+        let generator = ReferenceInstances::new(params.clone())?.with_whole_words(words.clone());
+        with_words(&ctx, &vocab, generator)
     }))
 }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use crate::data::{Document, Instance, TokenizedDocument};
 use crate::error::Result;
 use crate::ingest::Ingest;
-use crate::masking::MaskingParams;
+use crate::masking::{MaskingParams, WholeWords};
 use crate::params::Params;
+use crate::segment::Segmenter;
 use crate::stage::BoxedStage;
 use crate::vocab::Vocab;
 use crate::Batch;
@@ -24,6 +25,39 @@ use crate::Batch;
 pub struct WorkerInfo {
     pub index: usize,
     pub peers: usize,
+    /// Consecutive items of this worker's instance stream that the sink
+    /// takes in one turn: the batch size when the sink takes batches, else 1
+    /// (what `instances::DynamicInstances` deals to workers).
+    pub per_turn: usize,
+}
+
+/// Whole-word masking as `[masking]` asks for it.
+#[derive(Clone, Debug)]
+pub struct WholeWordPlan {
+    /// Which tokens continue a word (`##` pieces and segmenter tags).
+    pub words: WholeWords,
+    /// Jieba, when Chinese words are wanted: it runs on each document in
+    /// front of the instance generator.
+    pub jieba: Option<Segmenter>,
+}
+
+/// How each worker's reader reads the corpus.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    /// Every worker is handed every document rather than its share (a stage
+    /// that splits the work itself, as dynamic masking does).
+    pub every_document: bool,
+    /// How many times the corpus is read: the epochs of dynamic masking.
+    pub passes: usize,
+}
+
+impl Default for Reading {
+    fn default() -> Reading {
+        Reading {
+            every_document: false,
+            passes: 1,
+        }
+    }
 }
 
 /// Makes the stage of one worker.
@@ -43,6 +77,13 @@ pub struct Context {
     pub vocab: Option<Arc<Vocab>>,
     /// Set by `[masking]`.
     pub masking: Option<MaskingParams>,
+    /// Set by `[masking]` when it masks whole words.
+    pub whole_words: Option<WholeWordPlan>,
+    /// Set by `[masking] kind = "dynamic"`: masking happens in the instance
+    /// generator as instances leave it, so no masking operator is built.
+    pub dynamic_masking: bool,
+    /// Set by `[masking] kind = "dynamic"`.
+    pub reading: Reading,
     /// Set by `[instances]`.
     pub max_seq_length: Option<usize>,
     /// Set by `[batching]`.

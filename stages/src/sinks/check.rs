@@ -75,6 +75,11 @@ pub struct BatchCounter {
     pub tokens: u64,
     pub predictions: u64,
     pub random_next: u64,
+    /// Predictions whose input is `[MASK]`, and those whose input is another
+    /// token than the label (a random replacement), counted by
+    /// [`BatchCounter::add_masks`].
+    pub as_mask: u64,
+    pub random_token: u64,
 }
 
 impl BatchCounter {
@@ -86,6 +91,37 @@ impl BatchCounter {
         self.predictions += b.num_predictions() as u64;
         self.random_next += b.next_sentence_labels.iter().sum::<i64>() as u64;
         Ok(())
+    }
+
+    /// Counts how the predicted positions of a checked batch were masked.
+    pub fn add_masks(&mut self, b: &Batch, mask: u32) {
+        for r in 0..b.size {
+            let p = b.max_predictions;
+            let n = b.masked_lm_weights[r * p..(r + 1) * p]
+                .iter()
+                .take_while(|&&w| w == 1.0)
+                .count();
+            for k in r * p..r * p + n {
+                let input = b.input_ids[r * b.seq_len + b.masked_lm_positions[k] as usize];
+                if input == mask as i64 {
+                    self.as_mask += 1;
+                } else if input != b.masked_lm_ids[k] {
+                    self.random_token += 1;
+                }
+            }
+        }
+    }
+
+    /// The share of the tokens other than [CLS] and the two [SEP] that
+    /// are predicted, replaced by [MASK], and replaced by a random token, in
+    /// percent.
+    pub fn mask_rates(&self) -> (f64, f64, f64) {
+        let tokens = self.tokens.saturating_sub(3 * self.sequences).max(1) as f64;
+        (
+            100.0 * self.predictions as f64 / tokens,
+            100.0 * self.as_mask as f64 / tokens,
+            100.0 * self.random_token as f64 / tokens,
+        )
     }
 }
 
@@ -106,6 +142,17 @@ mod tests {
         let mut b = Batch::with_capacity(1, 8, 3);
         b.push(&inst).unwrap();
         check_batch(&b, 200).unwrap();
+        let mut counter = BatchCounter::default();
+        counter.add(&b, 200).unwrap();
+        let mut masked = b.clone();
+        masked.input_ids[1] = 103;
+        masked.input_ids[4] = 50;
+        counter.add_masks(&masked, 103);
+        assert_eq!((counter.as_mask, counter.random_token), (1, 1));
+        assert_eq!(
+            counter.mask_rates(),
+            (100.0 * 2.0 / 3.0, 100.0 / 3.0, 100.0 / 3.0)
+        );
         let mut broken = b.clone();
         broken.masked_lm_positions[1] = 7;
         assert!(check_batch(&broken, 200).is_err());

@@ -1,0 +1,59 @@
+//! Word boundaries for whole-word masking.
+//!
+//! Whole-word masking masks all the tokens of a word together, so it needs
+//! to know which tokens continue the word of the token before them. For
+//! English, WordPiece says so itself: a piece written `##…` continues a word
+//! ([`crate::masking::WholeWords`] reads that from the vocab). Chinese text
+//! is tokenized one character per token, so its words come from a
+//! segmenter: [`JiebaWords`] runs Jieba over each document's characters
+//! before instance generation.
+//!
+//! The boundary travels in-band, as the top bit of the token id
+//! ([`CONTINUES_WORD`]), from segmentation to masking. Instance generation
+//! only copies ids (through the reservoir, the truncation and the shuffle
+//! buffer), so a parallel array of flags would have to follow every one of
+//! those copies; the bit follows them for free. Vocab ids are checked to fit
+//! in 31 bits, and masking clears the bit on every token it sees, so no
+//! tagged id ever leaves the masking step.
+
+mod jieba;
+
+pub use jieba::{JiebaWords, Segmenter};
+
+use crate::data::TokenizedDocument;
+use crate::error::Result;
+use crate::stage::Stage;
+
+/// Set on a token id when the token continues the word of the token before
+/// it (Jieba said so), between segmentation and masking.
+pub const CONTINUES_WORD: u32 = 1 << 31;
+
+/// The vocab id of a possibly tagged token.
+pub fn untagged(id: u32) -> u32 {
+    id & !CONTINUES_WORD
+}
+
+/// Segments each document, then hands it to the instance generator: the
+/// pair is one stage, so that segmentation needs no step of its own in the
+/// graph and runs on whatever documents the generator sees.
+pub struct Segmented<S> {
+    pub words: JiebaWords,
+    pub generator: S,
+}
+
+impl<S> Stage for Segmented<S>
+where
+    S: Stage<In = TokenizedDocument>,
+{
+    type In = TokenizedDocument;
+    type Out = S::Out;
+
+    fn push(&mut self, mut doc: TokenizedDocument, emit: &mut dyn FnMut(S::Out)) -> Result<()> {
+        self.words.mark(&mut doc);
+        self.generator.push(doc, emit)
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(S::Out)) -> Result<()> {
+        self.generator.finish(emit)
+    }
+}
