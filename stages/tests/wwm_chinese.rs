@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use flate2::read::GzDecoder;
-use nezha_stages::instances::{StreamingInstances, StreamingParams};
+use nezha_stages::instances::{
+    ReferenceInstances, ReferenceParams, StreamingInstances, StreamingParams,
+};
 use nezha_stages::masking::{MaskingParams, MaskingStage, WholeWords};
 use nezha_stages::segment::{JiebaWords, Segmenter, CONTINUES_WORD};
 use nezha_stages::stage::run_all;
@@ -181,23 +183,67 @@ const MASKING: MaskingParams = MaskingParams {
     max_predictions_per_seq: 20,
 };
 
-/// Instances of the corpus, masked with Jieba whole words, and the same
-/// instances made of serial numbers.
-fn masked_instances(vocab: &Arc<Vocab>, c: &Corpus) -> (Vec<Instance>, Vec<Instance>) {
+/// Instances of the corpus masked with Jieba whole words, by the streaming
+/// generator and masking stage or by the reference generator, and the same
+/// instances made of serial numbers (unmasked).
+fn masked_instances(
+    vocab: &Arc<Vocab>,
+    c: &Corpus,
+    reference: bool,
+) -> (Vec<Instance>, Vec<Instance>) {
     let mut words = JiebaWords::new(Segmenter::new(None, true).unwrap(), vocab).unwrap();
+    let whole = WholeWords::new(vocab);
     let mut tagged = c.docs.clone();
-    for doc in &mut tagged {
+    let mut serial = c.serial_docs.clone();
+    for (doc, serial_doc) in tagged.iter_mut().zip(&mut serial) {
         words.mark(doc);
+        // The serial numbers get the same word structure, so that masking
+        // (which in reference mode shares the generator's random stream)
+        // draws exactly the same.
+        for (seg, serial_seg) in doc.segments.iter().zip(&mut serial_doc.segments) {
+            for (&t, s) in seg.iter().zip(serial_seg) {
+                if whole.continues(t) {
+                    *s |= CONTINUES_WORD;
+                }
+            }
+        }
     }
-    let params = StreamingParams::new(128, 0.1, 5, 5, 0);
-    let generate = |docs: Vec<TokenizedDocument>| {
-        run_all(&mut StreamingInstances::new(params, vocab).unwrap(), docs).unwrap()
+    let run = |docs: Vec<TokenizedDocument>| -> Vec<Instance> {
+        if reference {
+            let params = ReferenceParams {
+                max_seq_length: 128,
+                short_seq_prob: 0.1,
+                dupe_factor: 3,
+                masked_lm_prob: MASKING.masked_lm_prob,
+                max_predictions_per_seq: MASKING.max_predictions_per_seq,
+                random_seed: 5,
+                vocab: vocab.clone(),
+            };
+            let mut stage = ReferenceInstances::new(params)
+                .unwrap()
+                .with_whole_words(Some(whole.clone()));
+            return run_all(&mut stage, docs).unwrap();
+        }
+        let params = StreamingParams::new(128, 0.1, 5, 5, 0);
+        let generated =
+            run_all(&mut StreamingInstances::new(params, vocab).unwrap(), docs).unwrap();
+        let mut masking = MaskingStage::new(MASKING, vocab.clone(), 5, 0)
+            .unwrap()
+            .with_whole_words(Some(whole.clone()));
+        run_all(&mut masking, generated).unwrap()
     };
-    let serial = generate(c.serial_docs.clone());
-    let mut masking = MaskingStage::new(MASKING, vocab.clone(), 5, 0)
-        .unwrap()
-        .with_whole_words(Some(WholeWords::new(vocab)));
-    let masked = run_all(&mut masking, generate(tagged)).unwrap();
+    let masked = run(tagged);
+    let serial: Vec<Instance> = run(serial)
+        .into_iter()
+        .zip(&masked)
+        .map(|(mut s, m)| {
+            assert_eq!(s.masked_positions, m.masked_positions);
+            for (&p, &label) in s.masked_positions.iter().zip(&s.masked_labels) {
+                s.tokens[p as usize] = label;
+            }
+            s
+        })
+        .collect();
     assert_eq!(masked.len(), serial.len());
     (masked, serial)
 }
@@ -207,7 +253,13 @@ fn masked_spans_cover_whole_jieba_words_within_the_budget() {
     let vocab = Arc::new(Vocab::load(&root().join("data/vocab.txt")).unwrap());
     let wp = WordPiece::new(vocab.clone(), true).unwrap();
     let c = corpus(&wp);
-    let (masked, serial) = masked_instances(&vocab, &c);
+    for reference in [false, true] {
+        check_whole_words(&vocab, &c, reference);
+    }
+}
+
+fn check_whole_words(vocab: &Vocab, c: &Corpus, reference: bool) {
+    let (masked, serial) = masked_instances(&Arc::new(vocab.clone()), c, reference);
     assert!(masked.len() > 3_000, "{} instances", masked.len());
 
     let (mut tokens, mut predicted, mut as_mask, mut random, mut in_long_words) = (0, 0, 0, 0, 0);
@@ -254,9 +306,10 @@ fn masked_spans_cover_whole_jieba_words_within_the_budget() {
     }
     let rate = |x: usize| 100.0 * x as f64 / tokens as f64;
     println!(
-        "Jieba whole-word masking, {} instances of sanguo chapters 1-20 at length 128: \
+        "Jieba whole-word masking ({} mode), {} instances of sanguo chapters 1-20 at length 128: \
          {:.2}% of characters predicted: {:.2}% [MASK], {:.2}% random, {:.2}% kept; \
          {:.1}% of predicted characters belong to words of 2+ characters",
+        if reference { "reference" } else { "streaming" },
         masked.len(),
         rate(predicted),
         rate(as_mask),

@@ -283,7 +283,11 @@ mod tests {
         // Two epochs, so that runs also span the change of epoch.
         let input = || docs(30).into_iter().chain(docs(30)).collect::<Vec<_>>();
         let whole = run(params(0, 1, 3), input());
-        assert!(whole.len() > 120 && whole.len() % 3 != 0, "{}", whole.len());
+        assert!(
+            whole.len() > 120 && !whole.len().is_multiple_of(3),
+            "{}",
+            whole.len()
+        );
         for peers in [2, 3] {
             let parts: Vec<Vec<Instance>> = (0..peers)
                 .map(|w| run(params(w, peers, 3), input()))

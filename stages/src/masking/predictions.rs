@@ -376,4 +376,90 @@ mod tests {
             }
         }
     }
+
+    /// Words of 1 to 4 tokens: `wN` starts a word, `##wN` continues it; one
+    /// Chinese character tagged by the segmenter continues a word too.
+    fn worded_instance(v: &Vocab) -> (Instance, Vec<usize>) {
+        let mut tokens = vec![v.cls];
+        let mut word_of = vec![usize::MAX];
+        for w in 0..30 {
+            let len = 1 + w % 4;
+            for k in 0..len {
+                let id = match k {
+                    0 => v.id(&format!("w{}", w % 10)).unwrap(),
+                    _ if w % 5 == 0 => v.id(&format!("w{}", k)).unwrap() | CONTINUES_WORD,
+                    _ => v.id(&format!("##w{}", k)).unwrap(),
+                };
+                tokens.push(id);
+                word_of.push(w);
+            }
+            if w == 14 {
+                tokens.push(v.sep);
+                word_of.push(usize::MAX);
+            }
+        }
+        tokens.push(v.sep);
+        word_of.push(usize::MAX);
+        let a = tokens.iter().position(|&t| t == v.sep).unwrap() as u32 + 1;
+        let inst = Instance {
+            tokens,
+            segment_a_len: a,
+            ..Instance::default()
+        };
+        (inst, word_of)
+    }
+
+    #[test]
+    fn whole_words_are_masked_together_within_the_budget() {
+        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..10).map(|i| format!("w{i}")))
+            .chain((0..10).map(|i| format!("##w{i}")))
+            .collect();
+        let v = Arc::new(Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap());
+        let whole = WholeWords::new(&v);
+        for max_predictions in [3, 7, 20] {
+            let p = MaskingParams {
+                masked_lm_prob: 0.15,
+                max_predictions_per_seq: max_predictions,
+            };
+            let mut masker = Masker::new(p, v.clone())
+                .unwrap()
+                .with_whole_words(Some(whole.clone()));
+            let mut rng = FastRandom::new(max_predictions as u64);
+            let mut seen_long = false;
+            for round in 0..2_000 {
+                let (original, word_of) = worded_instance(&v);
+                let mut inst = original.clone();
+                if round % 2 == 0 {
+                    masker.mask_sampled(&mut inst, &mut rng);
+                } else {
+                    masker.mask_like_reference(&mut inst, &mut rng);
+                }
+                let n = p.num_to_predict(inst.tokens.len());
+                assert!(inst.masked_positions.len() <= n);
+                // Close to the budget: only words too long for what is left
+                // are skipped.
+                assert!(inst.masked_positions.len() + 3 >= n);
+                assert!(inst.tokens.iter().all(|&t| t & CONTINUES_WORD == 0));
+                for (&pos, &label) in inst.masked_positions.iter().zip(&inst.masked_labels) {
+                    assert_eq!(label, untagged(original.tokens[pos as usize]));
+                    let w = word_of[pos as usize];
+                    let mates: Vec<u32> = (0..word_of.len())
+                        .filter(|&q| word_of[q] == w)
+                        .map(|q| q as u32)
+                        .collect();
+                    seen_long |= mates.len() == 4;
+                    assert!(
+                        mates.iter().all(|q| inst.masked_positions.contains(q)),
+                        "word {w} at {mates:?} partly masked: {:?}",
+                        inst.masked_positions
+                    );
+                }
+            }
+            // A 4-token word fits a budget of 7 or 20, never one of 3.
+            assert_eq!(seen_long, max_predictions > 3, "budget {max_predictions}");
+        }
+    }
 }
