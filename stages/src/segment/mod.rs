@@ -17,12 +17,10 @@
 //! tagged id ever leaves the masking step.
 
 mod jieba;
+mod segmented;
 
 pub use jieba::{JiebaWords, Segmenter};
-
-use crate::data::TokenizedDocument;
-use crate::error::Result;
-use crate::stage::Stage;
+pub use segmented::Segmented;
 
 /// Set on a token id when the token continues the word of the token before
 /// it (Jieba said so), between segmentation and masking.
@@ -31,29 +29,4 @@ pub const CONTINUES_WORD: u32 = 1 << 31;
 /// The vocab id of a possibly tagged token.
 pub fn untagged(id: u32) -> u32 {
     id & !CONTINUES_WORD
-}
-
-/// Segments each document, then hands it to the instance generator: the
-/// pair is one stage, so that segmentation needs no step of its own in the
-/// graph and runs on whatever documents the generator sees.
-pub struct Segmented<S> {
-    pub words: JiebaWords,
-    pub generator: S,
-}
-
-impl<S> Stage for Segmented<S>
-where
-    S: Stage<In = TokenizedDocument>,
-{
-    type In = TokenizedDocument;
-    type Out = S::Out;
-
-    fn push(&mut self, mut doc: TokenizedDocument, emit: &mut dyn FnMut(S::Out)) -> Result<()> {
-        self.words.mark(&mut doc);
-        self.generator.push(doc, emit)
-    }
-
-    fn finish(&mut self, emit: &mut dyn FnMut(S::Out)) -> Result<()> {
-        self.generator.finish(emit)
-    }
 }
