@@ -28,6 +28,10 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Train on several processes (one per device, like torchrun): starts
+    /// this node's ranks as `nezha run` with RANK, WORLD_SIZE, MASTER_ADDR and
+    /// MASTER_PORT set, and supervises them.
+    Launch(commands::launch::LaunchArgs),
     /// Drop-in replacement for the reference create_pretraining_data.py:
     /// same flags, same records.
     #[command(name = "create_pretraining_data", args_override_self = true)]
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
                 resume: *resume,
             },
         ),
+        Command::Launch(args) => commands::launch::launch(args),
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
         Command::Vocab(args) => commands::vocab::run(args),
         Command::Convert(args) => commands::convert::run(args),

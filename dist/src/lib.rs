@@ -24,10 +24,12 @@ mod collectives;
 mod error;
 mod ffi;
 mod group;
+mod heartbeat;
 mod store;
 
 pub use average::{average_gradients, check_same_parameters, DEFAULT_BUCKET_BYTES};
 pub use collectives::Pending;
 pub use error::{Error, Result};
 pub use group::{Backend, GlooDevice, ProcessGroup};
+pub use heartbeat::{Beat, Diagnosis, Heartbeat};
 pub use store::Store;

@@ -1,5 +1,11 @@
 //! The trainer as the last operator of the graph: it takes batches from the
 //! live stream's bounded channel, or from TFRecord files.
+//!
+//! Started with torchrun's environment (`nezha launch` sets it), the process
+//! is one rank of a data-parallel run: it joins the others ([`join`]), runs
+//! its share of the dataflow's worker slots ([`Shard`]) or every
+//! world-th batch of the TFRecord files, and trains with its gradients
+//! averaged over all ranks.
 
 use std::path::PathBuf;
 
@@ -8,16 +14,74 @@ use nezha_stages::batch::Batching;
 use nezha_stages::stage::Stage;
 use nezha_stages::tfrecord::{decode_instance, open_records};
 use nezha_stages::Batch;
-use nezha_train::trainer::{train, StopReason, TrainConfig, TrainSummary};
+use nezha_train::trainer::{
+    train_data_parallel, DataParallel, StopReason, TrainConfig, TrainSummary,
+};
 
-use crate::pipeline::{start, Plan, TrainInput, TrainSource};
+use super::launch::{join, Joined, RankEnv};
+use crate::pipeline::{start_shard, Plan, Shard, TrainInput, TrainSource};
 
 pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result<()> {
+    let Some(env) = RankEnv::from_env()? else {
+        return run_rank(plan, cfg, input, None);
+    };
+    let who = env.who();
+    if plan.ctx.reference && matches!(input.source, TrainSource::Stream) {
+        anyhow::bail!(
+            "{who}: [instances] kind = \"reference\" runs on one worker of one process; \
+             data-parallel training streams with kind = \"streaming\", or reads tfrecords"
+        );
+    }
+    let mut cfg = cfg.clone();
+    let cuda = cfg.parse_device()?.is_cuda();
+    if cuda && cfg.device.trim() == "cuda" {
+        // Each process binds its own device.
+        cfg.device = format!("cuda:{}", env.local_rank);
+    }
+    if !cuda && cfg.threads.is_none() {
+        // The machine's cores are shared by its ranks, as torchrun's
+        // OMP_NUM_THREADS does.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cfg.threads = Some((cores / env.local_world_size).max(1) as i32);
+    }
+    let joined = join(
+        &env,
+        &plan.file,
+        plan.source.as_bytes(),
+        cuda,
+        input.collective_timeout,
+    )?;
+    let result = run_rank(plan, &cfg, input, Some(&joined));
+    if let Err(e) = &result {
+        // The others' diagnosis then says why this rank left.
+        joined
+            .heartbeat
+            .leave(&format!("failed: {}", format!("{e:#}").replace('\n', " ")));
+    }
+    result
+}
+
+fn run_rank(
+    plan: &Plan,
+    cfg: &TrainConfig,
+    input: &TrainInput,
+    joined: Option<&Joined>,
+) -> anyhow::Result<()> {
+    let (rank, world) = joined.map_or((0, 1), |j| (j.env.rank, j.env.world_size));
+    let dp = joined.map(|j| DataParallel {
+        group: &j.group,
+        bucket_bytes: nezha_dist::DEFAULT_BUCKET_BYTES,
+        heartbeat: Some(&j.heartbeat),
+    });
+    let train = |batches: &mut dyn Iterator<Item = anyhow::Result<Batch>>| {
+        train_data_parallel(cfg, batches, dp.as_ref())
+    };
     // `stop_after` ends the data where that step ends; the trainer then
     // checkpoints, and a resumed run skips what this one consumed.
     let limit = match input.stop_at_step {
         Some(k) => {
-            let done = nezha_train::trainer::checkpoint::latest_data_position(&cfg.output_dir)?;
+            let done =
+                nezha_train::trainer::checkpoint::latest_rank_position(&cfg.output_dir, rank)?;
             let per_step = cfg.grad_accumulation as u64;
             let start = if cfg.resume { done.unwrap_or(0) } else { 0 };
             Some((start + k * per_step) as usize)
@@ -27,8 +91,12 @@ pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result
     let limit = limit.unwrap_or(usize::MAX);
     let summary = match &input.source {
         TrainSource::Stream => {
-            let mut running = start::<Batch>(plan)?;
-            let result = train(cfg, running.items.by_ref().map(Ok).take(limit));
+            let shard = Shard {
+                index: rank,
+                count: world,
+            };
+            let mut running = start_shard::<Batch>(plan, shard)?;
+            let result = train(&mut running.items.by_ref().map(Ok).take(limit));
             // The trainer may stop before the stream ends: ask the workers to
             // stop too, then collect their errors (a data error wins).
             running.stop();
@@ -49,14 +117,21 @@ pub fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result
                 .ctx
                 .batch_size
                 .context("training from TFRecords needs [batching] batch_size")?;
+            // Rank r takes batches r, r + world, …: global step k's batches
+            // are then records k·world·b .. (k+1)·world·b, what one process
+            // with batch world·b would take.
             train(
-                cfg,
-                TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions)
+                &mut TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions)
+                    .enumerate()
+                    .filter(|(i, b)| b.is_err() || i % world == rank)
+                    .map(|(_, b)| b)
                     .take(limit),
             )?
         }
     };
-    report(cfg, &summary);
+    if rank == 0 {
+        report(cfg, &summary);
+    }
     Ok(())
 }
 

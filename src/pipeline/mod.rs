@@ -6,5 +6,5 @@ mod run;
 mod train_section;
 
 pub use plan::{Plan, RunOptions, SinkPlan};
-pub use run::{start, Running, Tail};
+pub use run::{start, start_shard, Running, Shard, Tail};
 pub use train_section::{TrainInput, TrainSource};

@@ -107,8 +107,23 @@ impl<T> Running<T> {
     }
 }
 
+/// Which share of the global worker slots a process runs: with `count`
+/// processes of `plan.workers` workers each, process `index` runs slots
+/// index·workers .. (index+1)·workers of count·workers, so together they
+/// produce what one process with count·workers workers would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
 /// Builds and starts the plan's dataflow on `plan.workers` threads.
 pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
+    start_shard(plan, Shard { index: 0, count: 1 })
+}
+
+/// [`start`] for one process's [`Shard`] of the worker slots.
+pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running<T>> {
     let Some(ingest) = plan.ingest.clone() else {
         anyhow::bail!(
             "{}: the pipeline has no [ingest] section to stream from",
@@ -149,17 +164,17 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     };
     let guards = timely::execute(config, move |worker| {
         let info = WorkerInfo {
-            index: worker.index(),
-            peers: worker.peers(),
+            index: shard.index * worker.peers() + worker.index(),
+            peers: shard.count * worker.peers(),
             per_turn,
         };
         let control = worker_control.clone();
-        let tx = senders.lock().unwrap()[info.index]
+        let tx = senders.lock().unwrap()[worker.index()]
             .take()
             .expect("one sender per worker");
         let (doc_tx, doc_rx) = bounded(DOCUMENT_QUEUE);
         // Only worker 0's reader reports progress: every reader reads all.
-        let counter = if info.index == 0 {
+        let counter = if worker.index() == 0 {
             progress.clone()
         } else {
             Arc::new(AtomicU64::new(0))

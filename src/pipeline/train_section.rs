@@ -25,6 +25,9 @@ pub struct TrainInput {
     pub source: TrainSource,
     /// Step at which this run ends early (`stop_after`), if any.
     pub stop_at_step: Option<u64>,
+    /// Bound on joining the other processes of a data-parallel run and on
+    /// each collective (`collective_timeout_s`).
+    pub collective_timeout: std::time::Duration,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +77,17 @@ struct TrainToml {
     /// written); `--resume` continues. The schedule still spans `steps`.
     #[serde(default)]
     stop_after: Option<Spanned<i64>>,
+    /// Seconds a data-parallel process waits for the others (joining, and
+    /// each collective) before it gives up and names the lost rank.
+    #[serde(default = "default_collective_timeout")]
+    collective_timeout_s: Spanned<i64>,
+    /// Multiply the learning rate by the number of processes.
+    #[serde(default)]
+    scale_lr_by_world_size: bool,
+}
+
+fn default_collective_timeout() -> Spanned<i64> {
+    Spanned::new(0..0, 60)
 }
 
 fn default_model() -> Spanned<String> {
@@ -198,6 +212,7 @@ pub fn parse_train(
     cfg.vocab_file = ctx.vocab.as_ref().map(|v| v.path.clone());
     cfg.tensorboard = t.tensorboard;
     cfg.plot = t.plot;
+    cfg.scale_lr_by_world_size = t.scale_lr_by_world_size;
     cfg.resume = resume;
     cfg.validate()
         .map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
@@ -221,11 +236,13 @@ pub fn parse_train(
         Some(n) => Some(check_at_least(p, n, "stop_after", 1)? as u64),
         None => None,
     };
+    let timeout = check_at_least(p, &t.collective_timeout_s, "collective_timeout_s", 1)?;
     Ok((
         cfg,
         TrainInput {
             source,
             stop_at_step,
+            collective_timeout: std::time::Duration::from_secs(timeout as u64),
         },
     ))
 }

@@ -53,7 +53,18 @@ pub struct TrainState {
     pub schedule: Schedule,
     pub precision: Precision,
     pub grad_accumulation: u32,
+    /// Processes of the data-parallel run that wrote it (1 when absent).
+    #[serde(default = "one_process")]
+    pub world_size: u64,
+    /// Batches each rank had taken from its own share of the data; resume
+    /// needs the same world size. Empty in checkpoints from before.
+    #[serde(default)]
+    pub rank_positions: Vec<u64>,
     pub files: BTreeMap<String, FileSum>,
+}
+
+fn one_process() -> u64 {
+    1
 }
 
 pub fn checkpoints_dir(output_dir: &Path) -> PathBuf {
@@ -219,9 +230,8 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     })
 }
 
-/// The newest checkpoint's data position, for callers that seek their data
-/// source themselves (`skip_consumed_batches = false`).
-pub fn latest_data_position(output_dir: &Path) -> Result<Option<u64>> {
+/// The newest checkpoint's state (no tensors read), if there is one.
+fn latest_state(output_dir: &Path) -> Result<Option<TrainState>> {
     let Some((_, dir)) = list(output_dir)?.pop() else {
         return Ok(None);
     };
@@ -230,5 +240,21 @@ pub fn latest_data_position(output_dir: &Path) -> Result<Option<u64>> {
         .with_context(|| format!("reading {}", state_path.display()))?;
     let state: TrainState =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", state_path.display()))?;
-    Ok(Some(state.batches_consumed))
+    Ok(Some(state))
+}
+
+/// The newest checkpoint's data position, for callers that seek their data
+/// source themselves (`skip_consumed_batches = false`).
+pub fn latest_data_position(output_dir: &Path) -> Result<Option<u64>> {
+    Ok(latest_state(output_dir)?.map(|s| s.batches_consumed))
+}
+
+/// [`latest_data_position`] of one rank of a data-parallel run.
+pub fn latest_rank_position(output_dir: &Path, rank: usize) -> Result<Option<u64>> {
+    Ok(latest_state(output_dir)?.map(|s| {
+        s.rank_positions
+            .get(rank)
+            .copied()
+            .unwrap_or(s.batches_consumed)
+    }))
 }

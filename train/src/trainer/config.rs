@@ -89,6 +89,11 @@ pub struct TrainConfig {
     pub progress_bar: bool,
     pub tensorboard: bool,
     pub plot: bool,
+    /// Multiply the learning rate by the number of data-parallel processes
+    /// (the TF reference multiplies by its worker count; the Ascend recipe
+    /// does not). Off by default.
+    #[serde(default)]
+    pub scale_lr_by_world_size: bool,
 }
 
 impl TrainConfig {
@@ -116,6 +121,7 @@ impl TrainConfig {
             progress_bar: true,
             tensorboard: true,
             plot: true,
+            scale_lr_by_world_size: false,
         }
     }
 

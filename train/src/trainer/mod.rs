@@ -6,14 +6,21 @@
 //! every micro-batch from (seed, batch index); a resumed run therefore draws
 //! the same masks as an uninterrupted one. That generator is process-wide:
 //! run one trainer per process.
+//!
+//! [`train_data_parallel`] runs the same loop on every rank of a c10d
+//! process group ([`parallel`]): rank r's k-th batch counts as global batch
+//! k·world + r for its dropout seed, and only rank 0 writes checkpoints,
+//! metrics, events, the plot and the progress line.
 
 pub mod checkpoint;
 pub mod config;
 pub mod loss_scale;
 pub mod metrics;
+pub mod parallel;
 pub mod plot;
 pub mod tensorboard;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,8 @@ pub use checkpoint::TrainState;
 pub use config::{LossScaleConfig, Precision, TrainConfig};
 use loss_scale::LossScaler;
 pub use metrics::StepMetrics;
+pub use parallel::DataParallel;
+use parallel::StepStats;
 
 /// Steps in a row with non-finite gradients after which the run stops
 /// rather than spin: with fp16 that is dozens of halvings of the loss scale.
@@ -69,8 +78,14 @@ fn zero_grads(params: &[(String, Tensor)]) {
 }
 
 /// Builds the model and optimizer and the state to continue from: a fresh
-/// start, or the newest checkpoint when `cfg.resume`.
-fn prepare(cfg: &TrainConfig) -> Result<(NezhaForPreTraining, Optimizer, TrainState)> {
+/// start, or the newest checkpoint when `cfg.resume` (which must have been
+/// written by a run of `world_size` processes; `rank` picks its data
+/// position).
+fn prepare(
+    cfg: &TrainConfig,
+    rank: usize,
+    world_size: usize,
+) -> Result<(NezhaForPreTraining, Optimizer, TrainState)> {
     let device = cfg.parse_device()?;
     let existing = checkpoint::list(&cfg.output_dir)?;
     tch::manual_seed(cfg.seed as i64);
@@ -94,6 +109,8 @@ fn prepare(cfg: &TrainConfig) -> Result<(NezhaForPreTraining, Optimizer, TrainSt
         schedule: cfg.schedule.clone(),
         precision: cfg.precision,
         grad_accumulation: cfg.grad_accumulation,
+        world_size: world_size as u64,
+        rank_positions: vec![0; world_size],
         files: Default::default(),
     };
     if !cfg.resume {
@@ -146,6 +163,19 @@ fn prepare(cfg: &TrainConfig) -> Result<(NezhaForPreTraining, Optimizer, TrainSt
             st.seed
         );
     }
+    if st.world_size != world_size as u64 {
+        bail!(
+            "{} was written by a run of {} process(es) and this run has {world_size}: each \
+             process's data position belongs to its rank, so an exact resume needs the same \
+             world size (e.g. `nezha launch --nproc-per-node {}`). To continue with {world_size}, \
+             start a new output_dir with init_checkpoint = \"{}\" (weights only: the data \
+             starts over and the optimizer moments are not carried)",
+            dir.display(),
+            st.world_size,
+            st.world_size,
+            dir.join(checkpoint::MODEL_FILE).display()
+        );
+    }
     weights::load_tensors(&mut model, loaded.model)
         .with_context(|| format!("loading {}", dir.display()))?;
     optimizer
@@ -153,6 +183,9 @@ fn prepare(cfg: &TrainConfig) -> Result<(NezhaForPreTraining, Optimizer, TrainSt
         .load(&loaded.optimizer)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut state = loaded.state;
+    if let Some(&position) = state.rank_positions.get(rank) {
+        state.batches_consumed = position;
+    }
     // The schedule may be extended on resume; everything else must match.
     state.schedule = cfg.schedule.clone();
     if let Some(s) = &mut state.loss_scaler {
@@ -161,8 +194,23 @@ fn prepare(cfg: &TrainConfig) -> Result<(NezhaForPreTraining, Optimizer, TrainSt
     Ok((model, optimizer, state))
 }
 
-fn progress_bar(cfg: &TrainConfig, step: u64) -> ProgressBar {
-    let target = if cfg.progress_bar {
+fn save(
+    cfg: &TrainConfig,
+    model: &NezhaForPreTraining,
+    optimizer: &Optimizer,
+    state: &TrainState,
+) -> Result<PathBuf> {
+    checkpoint::save(
+        &cfg.output_dir,
+        model,
+        optimizer,
+        state.clone(),
+        cfg.keep_checkpoints,
+    )
+}
+
+fn progress_bar(cfg: &TrainConfig, step: u64, leader: bool) -> ProgressBar {
+    let target = if cfg.progress_bar && leader {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
@@ -185,13 +233,42 @@ pub fn train<I>(cfg: &TrainConfig, batches: I) -> Result<TrainSummary>
 where
     I: IntoIterator<Item = Result<Batch>>,
 {
+    train_data_parallel(cfg, batches, None)
+}
+
+/// [`train`] as one rank of a data-parallel run when `dp` is given: `batches`
+/// is this rank's share of the data, every rank takes the same number of
+/// batches per step, and the run stops for all when one rank's data ends.
+/// With a world of one process (or `None`) it is exactly [`train`].
+pub fn train_data_parallel<I>(
+    cfg: &TrainConfig,
+    batches: I,
+    dp: Option<&DataParallel>,
+) -> Result<TrainSummary>
+where
+    I: IntoIterator<Item = Result<Batch>>,
+{
+    let (rank, world) = dp.map_or((0, 1), |d| (d.rank(), d.world_size()));
+    let leader = rank == 0;
+    let here = |e: anyhow::Error| {
+        if world > 1 {
+            e.context(format!("rank {rank}/{world}"))
+        } else {
+            e
+        }
+    };
+    let lr_factor = if cfg.scale_lr_by_world_size {
+        world as f64
+    } else {
+        1.0
+    };
     cfg.validate()?;
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n);
     }
     std::fs::create_dir_all(&cfg.output_dir)
         .with_context(|| format!("creating {}", cfg.output_dir.display()))?;
-    let (model, mut optimizer, mut state) = prepare(cfg)?;
+    let (model, mut optimizer, mut state) = prepare(cfg, rank, world).map_err(here)?;
     let device = model.device();
     let mode = Mode {
         train: true,
@@ -203,6 +280,9 @@ where
         .iter()
         .map(|(n, t)| (n.clone(), t.shallow_clone()))
         .collect();
+    if let Some(d) = dp {
+        d.synchronise_parameters(&params)?;
+    }
 
     let mut batches = batches.into_iter();
     if cfg.resume && cfg.skip_consumed_batches {
@@ -218,14 +298,24 @@ where
         }
     }
 
-    let mut log =
-        metrics::MetricsLog::open(&cfg.output_dir.join("metrics.jsonl"), Some(state.step))?;
-    let mut events = if cfg.tensorboard {
+    let mut log = if leader {
+        Some(metrics::MetricsLog::open(
+            &cfg.output_dir.join("metrics.jsonl"),
+            Some(state.step),
+        )?)
+    } else {
+        None
+    };
+    let mut events = if cfg.tensorboard && leader {
         Some(tensorboard::create(&cfg.output_dir.join("tensorboard"))?.1)
     } else {
         None
     };
-    let bar = progress_bar(cfg, state.step);
+    let bar = progress_bar(cfg, state.step, leader);
+    // Where the bar cannot draw (a log file, a launcher's pipe), a plain
+    // line every twentieth of the run.
+    let plain_every = (cfg.progress_bar && leader && !std::io::stderr().is_terminal())
+        .then(|| (cfg.schedule.total_steps / 20).max(1));
     let accum = cfg.grad_accumulation as u64;
     let started = Instant::now();
     let mut last_saved = cfg.resume.then_some(state.step);
@@ -256,7 +346,7 @@ where
                 device,
             )
             .with_context(|| format!("batch {index}"))?;
-            tch::manual_seed(dropout_seed(cfg.seed, index));
+            tch::manual_seed(dropout_seed(cfg.seed, index * world as u64 + rank as u64));
             let out = model.forward(&inputs, mode);
             let loss = pretraining_loss(&out, &inputs);
             (&loss.total * (scale / accum as f64)).backward();
@@ -272,10 +362,35 @@ where
             state.batches_consumed += 1;
             got += 1;
         }
-        if got < accum {
+        let mut stats = StepStats {
+            full: (got == accum) as u64 as f64,
+            sums: [0.0; 5],
+            sequences: seqs as f64,
+            positions: vec![0.0; world],
+            device,
+        };
+        stats.positions[rank] = state.batches_consumed as f64;
+        let sums = match dp {
+            Some(d) => {
+                let t = sums.to_device(tch::Device::Cpu);
+                stats.sums = <[f64; 5]>::try_from(Vec::<f64>::try_from(&t)?)
+                    .map_err(|v| anyhow!("{} loss sums", v.len()))?;
+                stats = d.reduce(&stats, state.step)?;
+                Tensor::from_slice(&stats.sums)
+            }
+            None => sums,
+        };
+        if stats.full < world as f64 {
             if got > 0 {
                 bar.println(format!(
                     "data ended inside an accumulation: the last {got} batch(es) were not applied"
+                ));
+            }
+            if world > 1 && leader {
+                bar.println(format!(
+                    "{} of {world} ranks ran out of data at step {}: every rank stops",
+                    world - stats.full as usize,
+                    state.step
                 ));
             }
             zero_grads(&params);
@@ -283,10 +398,16 @@ where
             stopped = StopReason::DataExhausted;
             break;
         }
+        if let Some(d) = dp {
+            d.average(&params, state.step)?;
+            state.rank_positions = stats.positions.iter().map(|&p| p as u64).collect();
+        } else {
+            state.rank_positions = vec![state.batches_consumed];
+        }
         // On a GPU: unscale, clip and update on one flat gradient buffer (a
         // few kernels). On the CPU, or when a parameter has no gradient, one
         // parameter at a time.
-        let lr = cfg.schedule.lr(state.step);
+        let lr = cfg.schedule.lr(state.step) * lr_factor;
         let flat = if device.is_cuda() {
             optimizer.flat_grads(&params)
         } else {
@@ -337,7 +458,9 @@ where
         }
         zero_grads(&params);
 
-        let means = Vec::<f64>::try_from(sums.to_device(tch::Device::Cpu) / accum as f64)?;
+        let means =
+            Vec::<f64>::try_from(sums.to_device(tch::Device::Cpu) / (accum as f64 * world as f64))?;
+        let seqs = stats.sequences;
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
         let m = StepMetrics {
             step: state.step,
@@ -350,12 +473,14 @@ where
             grad_norm: clip.norm,
             skipped: !clip.is_finite(),
             loss_scale: scale,
-            seq_per_s: seqs as f64 / secs,
+            seq_per_s: seqs / secs,
             data_wait_frac: wait.as_secs_f64() / secs,
             batches: state.batches_consumed,
             elapsed_s: started.elapsed().as_secs_f64(),
         };
-        log.write(&m)?;
+        if let Some(log) = &mut log {
+            log.write(&m)?;
+        }
         if let Some(ev) = &mut events {
             let mut scalars = vec![
                 ("train/loss", m.loss),
@@ -375,11 +500,22 @@ where
             }
             ev.scalars(m.step as i64, tensorboard::now(), &scalars)?;
         }
-        bar.set_position(state.step);
-        bar.set_message(format!(
-            "loss {:.4} mlm_acc {:.3} nsp_acc {:.3} lr {:.2e} {:.1} seq/s",
+        let ranks = if world > 1 {
+            format!(" ({world} ranks)")
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "loss {:.4} mlm_acc {:.3} nsp_acc {:.3} lr {:.2e} {:.1} seq/s{ranks}",
             m.loss, m.mlm_acc, m.nsp_acc, m.lr, m.seq_per_s
-        ));
+        );
+        if let Some(every) = plain_every {
+            if state.step % every == 0 || state.step == cfg.schedule.total_steps {
+                eprintln!("step {}/{} {message}", state.step, cfg.schedule.total_steps);
+            }
+        }
+        bar.set_position(state.step);
+        bar.set_message(message);
         run_metrics.push(m);
 
         if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
@@ -391,28 +527,23 @@ where
                     .map_or("none".to_string(), |p: &PathBuf| p.display().to_string())
             );
         }
+        // Only rank 0 writes; every rank reads the same directory on resume.
         if clip.is_finite() && state.step % cfg.save_every == 0 {
-            last_checkpoint = Some(checkpoint::save(
-                &cfg.output_dir,
-                &model,
-                &optimizer,
-                state.clone(),
-                cfg.keep_checkpoints,
-            )?);
+            if leader {
+                last_checkpoint = Some(save(cfg, &model, &optimizer, &state)?);
+            }
             last_saved = Some(state.step);
         }
     }
-    if last_saved != Some(state.step) {
-        last_checkpoint = Some(checkpoint::save(
-            &cfg.output_dir,
-            &model,
-            &optimizer,
-            state.clone(),
-            cfg.keep_checkpoints,
-        )?);
+    if last_saved != Some(state.step) && leader {
+        last_checkpoint = Some(save(cfg, &model, &optimizer, &state)?);
+    }
+    if let Some(d) = dp {
+        // Every rank returns once the final checkpoint is complete.
+        d.barrier("waiting for rank 0's final checkpoint")?;
     }
     bar.finish_and_clear();
-    if cfg.plot {
+    if cfg.plot && leader {
         let all = metrics::read(&cfg.output_dir.join("metrics.jsonl"))?;
         plot::write_png(
             &checkpoint::checkpoints_dir(&cfg.output_dir).join("training.png"),

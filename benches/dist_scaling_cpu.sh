@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Data-parallel scaling on the CPU: the bundled pipeline (tiny NEZHA,
+# sequence 128, streaming from data/sanguo.txt) trained for STEPS steps by
+# one process and by `nezha launch --nproc-per-node 2`, at the same global
+# batch (32 = 1 × 32 = 2 × 16) and the same number of data workers in all
+# (2), each process's libtorch given cores / processes threads. Prints the
+# sequences per second of each (median over the steps after the first
+# WARMUP) and the speed-up.
+#
+#   benches/dist_scaling_cpu.sh            # STEPS=40 WARMUP=5 by default
+#
+# On a machine with only 2 cores, both runs are bound by the same 2 cores;
+# see README for what was measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps="${STEPS:-40}"
+warmup="${WARMUP:-5}"
+dir="${BENCH_DIR:-/tmp/nezha-dist-bench}"
+rm -rf "$dir"
+mkdir -p "$dir"
+source scripts/setup.sh >/dev/null
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release --quiet --bin nezha
+bin="$CARGO_TARGET_DIR/release/nezha"
+cores="$(nproc)"
+
+pipeline() { # pipeline NAME WORKERS BATCH -> path
+    local p="$dir/$1.toml"
+    sed -e "s|^workers = 2 |workers = $2 |" \
+        -e "s|^input = \"data/sanguo.txt\"|input = \"$PWD/data/sanguo.txt\"|" \
+        -e "s|^vocab = \"data/vocab.txt\"|vocab = \"$PWD/data/vocab.txt\"|" \
+        -e "s|^batch_size = 32|batch_size = $3|" \
+        -e "s|^output_dir = \"out/tiny\"|output_dir = \"$dir/$1\"|" \
+        -e "s|^steps = 300|steps = $steps|" \
+        -e "s|^warmup_steps = 30|warmup_steps = 2|" \
+        -e "s|^save_every = 100|save_every = 100000|" \
+        pipeline.toml >"$p"
+    grep -q "batch_size = $3" "$p" && grep -q "steps = $steps" "$p" \
+        || { echo "pipeline.toml changed: the substitutions no longer apply" >&2; exit 1; }
+    echo "$p"
+}
+
+median_rate() { # median_rate OUTPUT_DIR
+    python3 - "$1/metrics.jsonl" "$warmup" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rates = [r["seq_per_s"] for r in rows[int(sys.argv[2]):]]
+print(f"{statistics.median(rates):.1f}")
+PY
+}
+
+one="$(pipeline one 2 32)"
+two="$(pipeline two 1 16)"
+echo "cores: $cores; $steps steps, global batch 32, sequence 128, tiny model"
+t0=$(date +%s.%N)
+"$bin" run "$one" >"$dir/one.log" 2>&1
+t1=$(date +%s.%N)
+"$bin" launch --nproc-per-node 2 --master-port "${PORT:-29533}" "$two" >"$dir/two.log" 2>&1
+t2=$(date +%s.%N)
+r1="$(median_rate "$dir/one")"
+r2="$(median_rate "$dir/two")"
+python3 - "$r1" "$r2" "$t0" "$t1" "$t2" <<'PY'
+import sys
+r1, r2, t0, t1, t2 = map(float, sys.argv[1:])
+print(f"| processes | sequences/s (median) | wall s (incl. start) |")
+print(f"|---|---|---|")
+print(f"| 1 (2 threads, 2 data workers) | {r1:.1f} | {t1 - t0:.1f} |")
+print(f"| 2 (1 thread, 1 data worker each) | {r2:.1f} | {t2 - t1:.1f} |")
+print(f"speed-up {r2 / r1:.2f}x, scaling efficiency {r2 / (2 * r1):.0%}")
+PY
