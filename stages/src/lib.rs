@@ -9,7 +9,9 @@
 //! `pipeline.toml` asks.
 
 pub mod batch;
+pub mod command;
 pub mod data;
+pub mod dedup;
 pub mod error;
 pub mod ingest;
 pub mod instances;

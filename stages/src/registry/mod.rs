@@ -3,14 +3,18 @@
 //! Each step of the pipeline has a table from a name (`kind = "punct"`) to
 //! a builder. A builder reads and checks its `[section]` of the file once,
 //! before any work starts, and returns a factory that makes one stage per
-//! worker. Users add their own implementations with [`Registry::add`].
+//! worker. Users add their own implementations without forking nezha: a
+//! function that calls [`Step::add`] on the steps it extends, passed to
+//! [`install`] at the start of their `main`.
 
 mod builtin;
+mod documents;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::data::{Document, Instance, TokenizedDocument};
+use crate::dedup::DedupPlan;
 use crate::error::Result;
 use crate::ingest::Ingest;
 use crate::masking::{MaskingParams, WholeWords};
@@ -159,6 +163,11 @@ impl<T> Step<T> {
 /// Every step's implementations.
 pub struct Registry {
     pub ingest: Step<IngestPlan>,
+    /// `[dedup]`: dropping repeated documents (absent: none dropped).
+    pub dedup: Step<DedupPlan>,
+    /// `[clean]`: documents rewritten or dropped before sentence splitting
+    /// (absent: as read).
+    pub clean: Step<Factory<Document, Document>>,
     pub sentences: Step<Factory<Document, Document>>,
     pub wordpiece: Step<Factory<Document, TokenizedDocument>>,
     pub masking: Step<Option<Factory<Instance, Instance>>>,
@@ -171,6 +180,8 @@ impl Registry {
     pub fn builtin() -> Registry {
         let mut r = Registry {
             ingest: Step::new("ingest"),
+            dedup: Step::new("dedup"),
+            clean: Step::new("clean"),
             sentences: Step::new("sentences"),
             wordpiece: Step::new("wordpiece"),
             masking: Step::new("masking"),
@@ -178,6 +189,28 @@ impl Registry {
             batching: Step::new("batching"),
         };
         builtin::register(&mut r);
+        documents::register(&mut r);
         r
     }
+
+    /// The built-in implementations and every user's, as [`install`]ed.
+    /// This is what `nezha run` reads pipeline files with.
+    pub fn installed() -> Registry {
+        let mut r = Registry::builtin();
+        for register in PLUGINS.lock().unwrap().iter() {
+            register(&mut r);
+        }
+        r
+    }
+}
+
+static PLUGINS: std::sync::Mutex<Vec<fn(&mut Registry)>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds a user's implementations to every registry [`Registry::installed`]
+/// makes from now on: a program calls it at the start of `main`, then runs
+/// pipelines as `nezha run` does, and its pipeline files can name the new
+/// kinds (`stages/example-tsv` is a complete example). Implementations may
+/// replace built-in ones of the same name.
+pub fn install(register: fn(&mut Registry)) {
+    PLUGINS.lock().unwrap().push(register);
 }
