@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use nezha_stages::data::{Document, Instance, TokenizedDocument};
+use nezha_stages::dedup::DedupPlan;
 use nezha_stages::error::Error;
 use nezha_stages::params::{check_at_least, Location, Params};
 use nezha_stages::registry::{Context, Factory, IngestPlan, Registry};
@@ -23,6 +24,11 @@ pub struct Plan {
     /// `None` only when the trainer reads TFRecord files instead of the
     /// live stream.
     pub ingest: Option<IngestPlan>,
+    /// `[dedup]`: drop documents whose text came earlier in the corpus.
+    pub dedup: Option<DedupPlan>,
+    /// `[clean]`: a stage that rewrites or drops documents before sentence
+    /// splitting.
+    pub clean: Option<Factory<Document, Document>>,
     pub sentences: Factory<Document, Document>,
     pub wordpiece: Factory<Document, TokenizedDocument>,
     pub instances: Factory<TokenizedDocument, Instance>,
@@ -56,8 +62,10 @@ pub struct RunOptions {
     pub resume: bool,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 10] = [
     "ingest",
+    "dedup",
+    "clean",
     "sentences",
     "wordpiece",
     "instances",
@@ -136,7 +144,7 @@ impl Plan {
             return Err(top_params.invalid(&t.seed, "seed", "must not be negative"));
         }
 
-        let registry = Registry::builtin();
+        let registry = Registry::installed();
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let params_of = |name: &'static str| -> Result<Params<'_>, Error> {
             match section(name) {
@@ -182,6 +190,28 @@ impl Plan {
                     .build(&mut require("ingest")?, "text", &mut ctx)?,
             ),
         };
+        // Optional steps: absent sections add no operator.
+        let dedup = section("dedup")
+            .map(|_| {
+                registry
+                    .dedup
+                    .build(&mut params_of("dedup")?, "exact", &mut ctx)
+            })
+            .transpose()?;
+        let clean = section("clean")
+            .map(|_| {
+                let mut p = params_of("clean")?;
+                if p.take_str("kind")?.is_none() {
+                    // No default: cleaning is whatever the user brings.
+                    let known = registry.clean.names().join(", ");
+                    return Err(p.error(
+                        p.span.clone(),
+                        format!("[clean] needs a kind; known: {known}"),
+                    ));
+                }
+                registry.clean.build(&mut params_of("clean")?, "", &mut ctx)
+            })
+            .transpose()?;
         let sentences =
             registry
                 .sentences
@@ -268,6 +298,8 @@ impl Plan {
             workers,
             ctx,
             ingest,
+            dedup,
+            clean,
             sentences,
             wordpiece,
             instances,

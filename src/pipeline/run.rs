@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Sender};
 use nezha_stages::data::Instance;
+use nezha_stages::dedup::{Dedup, DedupCounts, FilterSpec, Share};
 use nezha_stages::error::Error;
 use nezha_stages::ingest::spawn_reader_passes;
 use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
@@ -79,6 +80,7 @@ pub struct Running<T> {
     pub total_bytes: u64,
     control: Control,
     guards: Option<timely_communication::WorkerGuards<()>>,
+    dedup: Option<(Dedup, Arc<DedupCounts>)>,
 }
 
 impl<T> Running<T> {
@@ -96,6 +98,20 @@ impl<T> Running<T> {
                 r.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
             }
         }
+        if let Some((dedup, counts)) = self.dedup.take() {
+            dedup
+                .join()
+                .map_err(|e| anyhow::anyhow!("a dedup worker failed: {e}"))?;
+            if self.control.stopped() {
+                // Stopped early or failed: the counts are partial.
+            } else {
+                println!(
+                    "dedup: kept {} documents, dropped {} exact duplicates (after whitespace normalization)",
+                    counts.kept(),
+                    counts.dropped()
+                );
+            }
+        }
         match self.control.take_error() {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -104,6 +120,11 @@ impl<T> Running<T> {
 
     pub fn error(&self) -> Option<Error> {
         self.control.take_error()
+    }
+
+    /// Documents kept and dropped by `[dedup]` so far, if it is on.
+    pub fn dedup_counts(&self) -> Option<(u64, u64)> {
+        self.dedup.as_ref().map(|(_, c)| (c.kept(), c.dropped()))
     }
 }
 
@@ -148,6 +169,36 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         .sum::<u64>()
         * plan.ctx.reading.passes as u64;
 
+    let mut dedup = match &plan.dedup {
+        Some(d) => {
+            let total = (shard.count * peers) as u64;
+            let specs: Vec<FilterSpec> = (0..peers)
+                .map(|w| {
+                    let counted = Share {
+                        index: (shard.index * peers + w) as u64,
+                        of: total,
+                    };
+                    let sees = if plan.ctx.reading.every_document {
+                        Share { index: 0, of: 1 }
+                    } else {
+                        counted
+                    };
+                    FilterSpec { sees, counted }
+                })
+                .collect();
+            let passes = plan.ctx.reading.passes;
+            let dedup = Dedup::start(d, &ingest, &specs, passes, control.clone())?;
+            let counts = dedup.counts();
+            Some((dedup, counts))
+        }
+        None => None,
+    };
+    let filters: Vec<_> = match dedup.as_mut() {
+        Some((d, _)) => d.take_filters().into_iter().map(Some).collect(),
+        None => Vec::new(),
+    };
+    let filters = Arc::new(Mutex::new(filters));
+    let clean = plan.clean.clone();
     let sentences = plan.sentences.clone();
     let wordpiece = plan.wordpiece.clone();
     let instances = plan.instances.clone();
@@ -196,13 +247,25 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         );
 
         let built = (|| -> Result<(), Error> {
+            let dedup = filters
+                .lock()
+                .unwrap()
+                .get_mut(worker.index())
+                .and_then(Option::take);
+            let clean = clean.as_ref().map(|c| c(info)).transpose()?;
             let sentences = sentences(info)?;
             let wordpiece = wordpiece(info)?;
             let instances = instances(info)?;
             let masking = masking.as_ref().map(|m| m(info)).transpose()?;
             let batching = batching.as_ref().map(|b| b(info)).transpose()?;
             worker.dataflow::<u64, _, _>(|scope| {
-                let docs = channel_source(scope, "ingest", doc_rx, control.clone());
+                let mut docs = channel_source(scope, "ingest", doc_rx, control.clone());
+                if let Some(f) = dedup {
+                    docs = stage_operator(docs, "dedup", f, control.clone());
+                }
+                if let Some(c) = clean {
+                    docs = stage_operator(docs, "clean", c, control.clone());
+                }
                 let docs = stage_operator(docs, "sentences", sentences, control.clone());
                 let tokens = stage_operator(docs, "wordpiece", wordpiece, control.clone());
                 let mut insts = stage_operator(tokens, "instances", instances, control.clone());
@@ -225,5 +288,6 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         total_bytes,
         control,
         guards: Some(guards),
+        dedup,
     })
 }

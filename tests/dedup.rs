@@ -1,0 +1,173 @@
+//! `[dedup]`: exact duplicates planted across files are dropped, exactly
+//! those, whatever the number of workers, and the run says how many.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nezha(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// Document `n` of the corpus: three sentences nobody else has.
+fn doc(n: usize) -> Vec<String> {
+    (0..3)
+        .map(|s| format!("第{n}篇第{s}句，曹操与刘备论英雄{n}。关羽{s}温酒斩华雄。"))
+        .collect()
+}
+
+/// Writes the files (each a list of documents, blank lines between) and
+/// returns, for each document, its origin (`file:line`) and its text.
+fn write_corpus(dir: &Path, files: &[(&str, Vec<Vec<String>>)]) -> Vec<(String, String)> {
+    let mut docs = Vec::new();
+    for (name, file_docs) in files {
+        let path = dir.join(name);
+        let mut text = String::new();
+        let mut line = 1;
+        for d in file_docs {
+            docs.push((format!("{name}:{line}"), d.join(" ")));
+            for l in d {
+                text.push_str(l);
+                text.push('\n');
+                line += 1;
+            }
+            text.push('\n');
+            line += 1;
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+    docs
+}
+
+/// The origins of the documents the `sentences` stage received (a
+/// `command` stage that logs its input and answers it unchanged).
+fn seen_origins(dir: &Path) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seen.")
+        {
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(
+                    seen.insert(v["origin"].as_str().unwrap().to_string()),
+                    "a document reached the stage twice: {line}"
+                );
+            }
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    seen
+}
+
+/// A pipeline whose sentence stage logs the documents it receives.
+fn write_pipeline(dir: &Path, input: &str, dedup: &str) {
+    std::fs::copy(root().join("data/vocab.txt"), dir.join("vocab.txt")).unwrap();
+    let toml = format!(
+        r#"
+seed = 7
+[ingest]
+input = "{input}"
+{dedup}
+[sentences]
+kind = "command"
+command = ["sh", "-c", "exec tee seen.$$.log"]
+max_in_flight = 4
+[wordpiece]
+vocab = "vocab.txt"
+[instances]
+max_seq_length = 32
+dupe_factor = 1
+[sink]
+kind = "tfrecord"
+output = "out.tfrecord"
+"#
+    );
+    std::fs::write(dir.join("p.toml"), toml).unwrap();
+}
+
+#[test]
+fn planted_duplicates_across_files_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut a: Vec<Vec<String>> = (0..10).map(doc).collect();
+    // A duplicate inside the first file.
+    a.push(doc(2));
+    let mut b: Vec<Vec<String>> = (10..20).map(doc).collect();
+    // Document 3 again, with other spaces and line breaks.
+    let three = doc(3);
+    b.insert(
+        4,
+        vec![
+            format!("  {}  \t {}", three[0], three[1]),
+            format!("\u{3000}{}\t", three[2]),
+        ],
+    );
+    b.push(doc(7));
+    let mut c: Vec<Vec<String>> = (20..25).map(doc).collect();
+    c.insert(0, doc(15));
+    c.insert(2, doc(3));
+    // Nearly the same is not the same.
+    let mut near = doc(4);
+    near[2].push('！');
+    c.push(near);
+    let docs = write_corpus(d, &[("a.txt", a), ("b.txt", b), ("c.txt", c)]);
+    assert_eq!(docs.len(), 31);
+
+    // First occurrences by normalized text, in corpus order.
+    let mut first = BTreeSet::new();
+    let mut expected = BTreeSet::new();
+    for (origin, text) in &docs {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if first.insert(words.join(" ")) {
+            expected.insert(origin.clone());
+        }
+    }
+    assert_eq!(expected.len(), 26, "5 planted duplicates");
+
+    write_pipeline(
+        d,
+        "a.txt,b.txt,c.txt",
+        "[dedup]\nkind = \"exact\"\nlead_documents = 3",
+    );
+    for workers in ["1", "2", "3"] {
+        let out = nezha(&["run", "p.toml", "--workers", workers], d);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{workers} workers: {stderr}");
+        assert!(
+            stdout.contains("dedup: kept 26 documents, dropped 5 exact duplicates"),
+            "{workers} workers: {stdout}"
+        );
+        assert_eq!(seen_origins(d), expected, "{workers} workers");
+        assert!(d.join("out.tfrecord").exists());
+    }
+}
+
+#[test]
+fn without_dedup_every_document_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let docs = write_corpus(d, &[("a.txt", vec![doc(1), doc(2), doc(1)])]);
+    write_pipeline(d, "a.txt", "");
+    let out = nezha(&["run", "p.toml"], d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("dedup:"));
+    let all: BTreeSet<String> = docs.into_iter().map(|(o, _)| o).collect();
+    assert_eq!(seen_origins(d), all);
+}
