@@ -177,11 +177,10 @@ const LONG_RUN: &[(&str, &str)] = &[
     ("save_every = 100", "save_every = 5"),
 ];
 
-#[test]
-fn a_killed_rank_stops_the_other_naming_it_and_the_run_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let timeout = 20;
+/// Starts a long run of two ranks, kills rank `victim` once two checkpoints
+/// exist, and requires the launcher to fail within the collective timeout
+/// with the survivor naming the victim. Returns the launcher's stderr.
+fn kill_mid_run(dir: &Path, victim: usize, timeout: u64) -> String {
     let extra = format!("threads = 1\ncollective_timeout_s = {timeout}\n");
     let pipeline = bundled_pipeline(dir, "run", usize::MAX, LONG_RUN, &extra);
     let mut child = launch(dir, &pipeline, free_port(), &[])
@@ -190,16 +189,17 @@ fn a_killed_rank_stops_the_other_naming_it_and_the_run_resumes() {
         .spawn()
         .unwrap();
     let lines = lines_of(&mut child);
+    let started = format!("nezha launch: rank {victim}/2 started (pid ");
     let mut pid = None;
     let mut seen = Vec::new();
     while pid.is_none() {
         let line = lines.recv_timeout(Duration::from_secs(60)).unwrap();
-        if let Some(rest) = line.strip_prefix("nezha launch: rank 1/2 started (pid ") {
+        if let Some(rest) = line.strip_prefix(&started) {
             pid = Some(rest.trim_end_matches(')').to_string());
         }
         seen.push(line);
     }
-    // Kill rank 1 once a checkpoint exists and training goes on.
+    // Kill it once a checkpoint exists and training goes on.
     let out_dir = dir.join("run");
     let start = Instant::now();
     while checkpoint::list(&out_dir).unwrap().len() < 2 {
@@ -223,7 +223,7 @@ fn a_killed_rank_stops_the_other_naming_it_and_the_run_resumes() {
         if killed.elapsed() > Duration::from_secs(timeout + 30) {
             child.kill().unwrap();
             panic!(
-                "the launcher still runs {:?} after rank 1 was killed",
+                "the launcher still runs {:?} after rank {victim} was killed",
                 killed.elapsed()
             );
         }
@@ -235,12 +235,34 @@ fn a_killed_rank_stops_the_other_naming_it_and_the_run_resumes() {
     assert!(!status.success(), "{stderr}");
     assert!(
         took < Duration::from_secs(timeout),
-        "rank 0 took {took:?} to stop (timeout {timeout} s)"
+        "the survivor took {took:?} to stop (timeout {timeout} s)"
     );
-    // Rank 0 names the lost rank; the launcher says what happened to it.
-    assert!(stderr.contains("rank 0/2"), "{stderr}");
-    assert!(stderr.contains("lost rank 1"), "{stderr}");
-    assert!(stderr.contains("rank 1 was killed (SIGKILL)"), "{stderr}");
+    // The survivor names the lost rank; the launcher says what happened.
+    let survivor = 1 - victim;
+    assert!(stderr.contains(&format!("rank {survivor}/2")), "{stderr}");
+    assert!(stderr.contains(&format!("lost rank {victim}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("rank {victim} was killed (SIGKILL)")),
+        "{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn killing_rank_0_stops_rank_1_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stderr = kill_mid_run(tmp.path(), 0, 20);
+    assert!(stderr.contains("the store it serves"), "{stderr}");
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_naming_it_and_the_run_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let timeout = 20;
+    kill_mid_run(dir, 1, timeout);
+    let out_dir = dir.join("run");
+    let extra = format!("threads = 1\ncollective_timeout_s = {timeout}\n");
 
     // The newest checkpoint is complete; a resumed launch continues from it.
     let (step, newest) = checkpoint::list(&out_dir).unwrap().pop().unwrap();

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <vector>
 
+#include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 extern "C" {
@@ -11,6 +12,10 @@ extern "C" {
 void nezha_dist_free_string(char* s) { std::free(s); }
 
 void nezha_dist_free_bytes(uint8_t* p) { std::free(p); }
+
+// Applies TORCH_CPP_LOG_LEVEL, as `import torch` does; a C++ program must
+// ask for it. (c10d logs each failed store call with a backtrace at WARNING.)
+void nezha_dist_init_logging() { c10::initLogging(); }
 
 int nezha_store_new(const char* host, uint16_t port, int64_t world_size,
                     int is_master, int64_t timeout_ms, nezha_store** out,

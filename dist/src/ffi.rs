@@ -20,6 +20,7 @@ pub(crate) struct RawWork {
 extern "C" {
     pub(crate) fn nezha_dist_free_string(s: *mut c_char);
     pub(crate) fn nezha_dist_free_bytes(p: *mut u8);
+    pub(crate) fn nezha_dist_init_logging();
 
     pub(crate) fn nezha_store_new(
         host: *const c_char,

@@ -49,6 +49,9 @@ impl Store {
             )));
         }
         let ms = timeout_ms(&context, timeout)?;
+        static LOGGING: std::sync::Once = std::sync::Once::new();
+        // SAFETY: no arguments; c10 only reads the environment.
+        LOGGING.call_once(|| unsafe { ffi::nezha_dist_init_logging() });
         if !is_master {
             wait_for_listener(addr, port, Instant::now() + timeout).map_err(invalid)?;
         }

@@ -399,6 +399,11 @@ pub fn launch(args: &LaunchArgs) -> Result<()> {
             .env("MASTER_ADDR", &args.master_addr)
             .env("MASTER_PORT", args.master_port.to_string())
             .stdin(Stdio::null());
+        if std::env::var_os("TORCH_CPP_LOG_LEVEL").is_none() {
+            // c10d logs each failed store call with a C++ backtrace before
+            // raising it; the error that reaches the user says it once.
+            cmd.env("TORCH_CPP_LOG_LEVEL", "ERROR");
+        }
         if rank != 0 {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
