@@ -153,6 +153,52 @@ fn launch_runs_the_bundled_pipeline_on_two_processes_with_one_progress_line() {
     assert_eq!(state.rank_positions, vec![steps as u64; 2]);
 }
 
+#[test]
+fn two_nodes_of_one_process_each_train_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pipeline = bundled_pipeline(
+        dir,
+        "nodes",
+        8,
+        &[
+            ("steps = 300", "steps = 3"),
+            ("warmup_steps = 30", "warmup_steps = 1"),
+            ("max_seq_length = 128", "max_seq_length = 32"),
+        ],
+        "threads = 1\n",
+    );
+    let port = free_port().to_string();
+    let node = |rank: &str| {
+        Command::new(env!("CARGO_BIN_EXE_nezha"))
+            .args(["launch", "--nnodes", "2", "--node-rank", rank])
+            .args(["--master-addr", "127.0.0.1", "--master-port", &port])
+            .arg(&pipeline)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (node("0"), node("1"));
+    let (a, b) = (
+        finish(a, Duration::from_secs(120)),
+        finish(b, Duration::from_secs(120)),
+    );
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert!(
+        text(&a.stdout).contains("trained to step 3"),
+        "{}\n{}",
+        text(&a.stdout),
+        text(&a.stderr)
+    );
+    assert!(text(&b.stderr).contains("rank 1/2 started"));
+    assert!(!text(&b.stdout).contains("trained to step"));
+    let (_, newest) = checkpoint::list(&dir.join("nodes")).unwrap().pop().unwrap();
+    assert_eq!(checkpoint::load(&newest).unwrap().state.world_size, 2);
+}
+
 /// Reads a child's stderr into a channel of lines, echoing them.
 fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();

@@ -316,6 +316,13 @@ where
     // line every twentieth of the run.
     let plain_every = (cfg.progress_bar && leader && !std::io::stderr().is_terminal())
         .then(|| (cfg.schedule.total_steps / 20).max(1));
+    // Notes for the user: above the bar, or plain lines where it cannot draw;
+    // rank 0 speaks for all.
+    let say = |msg: String| match (leader && cfg.progress_bar, plain_every) {
+        (false, _) => {}
+        (true, Some(_)) => eprintln!("{msg}"),
+        (true, None) => bar.println(msg),
+    };
     let accum = cfg.grad_accumulation as u64;
     let started = Instant::now();
     let mut last_saved = cfg.resume.then_some(state.step);
@@ -382,12 +389,12 @@ where
         };
         if stats.full < world as f64 {
             if got > 0 {
-                bar.println(format!(
+                say(format!(
                     "data ended inside an accumulation: the last {got} batch(es) were not applied"
                 ));
             }
-            if world > 1 && leader {
-                bar.println(format!(
+            if world > 1 {
+                say(format!(
                     "{} of {world} ranks ran out of data at step {}: every rank stops",
                     world - stats.full as usize,
                     state.step
@@ -448,7 +455,7 @@ where
         } else {
             state.skipped_steps += 1;
             consecutive_skips += 1;
-            bar.println(format!(
+            say(format!(
                 "step {}: non-finite gradients (loss scale {scale}); update skipped, weights unchanged",
                 state.step
             ));
