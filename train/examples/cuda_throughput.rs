@@ -7,6 +7,7 @@
 //!     source scripts/libtorch.sh
 //!     CARGO_TARGET_DIR=target-train cargo run -p nezha-train --release --example cuda_throughput -- \
 //!         [--config large] [--batch 64] [--seq 128] [--precision bf16] [--steps 20] [--peak-tflops 989]
+//!         [--layers N] [--check-lamb]
 //!
 //! MFU counts the model's matrix FLOPs (below) per sequence, ×3 for forward
 //! plus backward, against the GPU's dense peak for the precision (989 TFLOP/s
@@ -67,7 +68,9 @@ fn main() -> Result<()> {
     }
     let device = Device::Cuda(0);
     tch::manual_seed(0);
-    let cfg = NezhaConfig::preset(&config)?;
+    let mut cfg = NezhaConfig::preset(&config)?;
+    // Fewer layers for kernel-level profiling (e.g. under Nsight Compute).
+    cfg.num_hidden_layers = arg(&args, "--layers", cfg.num_hidden_layers)?;
     let model = NezhaForPreTraining::new(&cfg, device)?;
     let params: Vec<(String, Tensor)> = model
         .params
@@ -104,39 +107,17 @@ fn main() -> Result<()> {
     };
     // fp16 would need loss scaling for real training; for timing, a fixed
     // scale of 1 does the same work.
-    // With `phases`, synchronises after each phase and returns their
-    // durations (forward+loss, backward, clip+LAMB) in seconds.
-    let mut step = |s: u64, phases: bool| -> Result<(f64, [f64; 3])> {
-        let sync = || {
-            if phases {
-                tch::Cuda::synchronize(0);
-            }
-        };
-        let t0 = Instant::now();
-        let out = model.forward(&inputs, mode);
-        let loss = pretraining_loss(&out, &inputs);
-        sync();
-        let t1 = t0.elapsed().as_secs_f64();
-        loss.total.backward();
-        sync();
-        let t2 = t0.elapsed().as_secs_f64();
-        let mut g = lamb
-            .moments()
-            .flat_grads(&params)
-            .context("a parameter has no gradient")?;
-        if clip_flat(&mut g, 1.0).is_finite() {
-            lamb.step_flat(&params, &g, 1e-4, s)?;
-        }
-        for (_, t) in &params {
-            t.shallow_clone().zero_grad();
-        }
-        sync();
-        let t3 = t0.elapsed().as_secs_f64();
-        Ok((loss.total.double_value(&[]), [t1, t2 - t1, t3 - t2]))
-    };
+    let mut step =
+        |s: u64, phases: bool| train_step(&model, &inputs, mode, &params, &mut lamb, s, phases);
     for s in 0..3 {
         step(s, false)?;
     }
+    drop(step);
+    if args.iter().any(|a| a == "--check-lamb") {
+        check_fused_lamb(&model, &inputs, mode, &params, &mut lamb)?;
+    }
+    let mut step =
+        |s: u64, phases: bool| train_step(&model, &inputs, mode, &params, &mut lamb, s, phases);
     tch::Cuda::synchronize(0);
     let t0 = Instant::now();
     let mut last = 0.0;
@@ -160,5 +141,104 @@ fn main() -> Result<()> {
         1e3 * ph[1],
         1e3 * ph[2]
     );
+    Ok(())
+}
+
+/// One training step as the trainer runs it on a GPU: forward, TF losses,
+/// backward, clip and LAMB on the flat gradient. With `phases`, synchronises
+/// after each phase and returns their durations (forward+loss, backward,
+/// clip+LAMB) in seconds.
+fn train_step(
+    model: &NezhaForPreTraining,
+    inputs: &PreTrainingInputs,
+    mode: Mode,
+    params: &[(String, Tensor)],
+    lamb: &mut Lamb,
+    s: u64,
+    phases: bool,
+) -> Result<(f64, [f64; 3])> {
+    let sync = || {
+        if phases {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    let t0 = Instant::now();
+    let out = model.forward(inputs, mode);
+    let loss = pretraining_loss(&out, inputs);
+    sync();
+    let t1 = t0.elapsed().as_secs_f64();
+    loss.total.backward();
+    sync();
+    let t2 = t0.elapsed().as_secs_f64();
+    let mut g = lamb
+        .moments()
+        .flat_grads(params)
+        .context("a parameter has no gradient")?;
+    if clip_flat(&mut g, 1.0).is_finite() {
+        lamb.step_flat(params, &g, 1e-4, s)?;
+    }
+    let _ = g.zero_();
+    sync();
+    let t3 = t0.elapsed().as_secs_f64();
+    Ok((loss.total.double_value(&[]), [t1, t2 - t1, t3 - t2]))
+}
+
+/// One LAMB step two ways from the same state, the fused CUDA kernels and
+/// libtorch operators, and the largest difference of the resulting weights
+/// relative to the largest weight (they differ only in the summation order
+/// of the norms).
+fn check_fused_lamb(
+    model: &NezhaForPreTraining,
+    inputs: &PreTrainingInputs,
+    mode: Mode,
+    params: &[(String, Tensor)],
+    lamb: &mut Lamb,
+) -> Result<()> {
+    let out = model.forward(inputs, mode);
+    pretraining_loss(&out, inputs).total.backward();
+    let mut g = lamb.moments().flat_grads(params).context("no gradient")?;
+    clip_flat(&mut g, 1.0);
+    let snapshot = |lamb: &Lamb| -> Vec<Tensor> {
+        let moments = lamb.moments().named().into_iter().map(|(_, t)| t);
+        params
+            .iter()
+            .map(|(_, p)| p.detach())
+            .chain(moments)
+            .map(|t| t.copy())
+            .collect()
+    };
+    let restore = |lamb: &Lamb, saved: &[Tensor]| {
+        let moments = lamb.moments().named().into_iter().map(|(_, t)| t);
+        let live: Vec<Tensor> = params
+            .iter()
+            .map(|(_, p)| p.detach())
+            .chain(moments)
+            .collect();
+        tch::no_grad(|| {
+            for (l, s) in live.iter().zip(saved) {
+                l.shallow_clone().copy_(s);
+            }
+        });
+    };
+    let before = snapshot(lamb);
+    let step = 100;
+    lamb.step_flat(params, &g, 1e-3, step)?;
+    let fused = snapshot(lamb);
+    restore(lamb, &before);
+    let (bc1, bc2) = lamb.bias_corrections(step);
+    lamb.step_flat_ops(&g, 1e-3, bc1, bc2)?;
+    let ops = snapshot(lamb);
+    let mut worst: f64 = 0.0;
+    for (i, (a, b)) in fused.iter().zip(&ops).enumerate().take(params.len()) {
+        let scale = b.abs().max().double_value(&[]).max(1e-12);
+        let diff = (a - b).abs().max().double_value(&[]) / scale;
+        if diff > worst {
+            worst = diff;
+            println!("  {}: fused vs operators {diff:.3e} relative", params[i].0);
+        }
+    }
+    let changed = (&fused[0] - &before[0]).abs().max().double_value(&[]);
+    println!("fused LAMB vs operator LAMB: worst {worst:.3e} relative (an update moved weights by up to {changed:.3e})");
+    let _ = g.zero_();
     Ok(())
 }

@@ -11,8 +11,9 @@
 use anyhow::{bail, Result};
 use tch::Tensor;
 
-/// Parameters of one size, stored back to back in the flat layout, so that
-/// their slice of a flat buffer is a `[count, numel]` matrix.
+/// Parameters of one size, stored one after another at a fixed stride in
+/// the flat layout, so that their slices of a flat buffer are the rows of a
+/// `[count, numel]` matrix.
 struct Group {
     /// Offset of the group in a flat buffer.
     offset: i64,
@@ -20,6 +21,30 @@ struct Group {
     first: i64,
     count: i64,
     numel: i64,
+    /// Distance between the starts of consecutive members: `numel`
+    /// rounded up to [`ALIGN`].
+    stride: i64,
+}
+
+impl Group {
+    /// The group's slice of a flat buffer as a `[count, numel]` view, one
+    /// parameter per row (the alignment gaps left out).
+    fn rows(&self, flat: &Tensor) -> Tensor {
+        flat.narrow(0, self.offset, self.count * self.stride)
+            .view([self.count, self.stride])
+            .narrow(1, 0, self.numel)
+    }
+}
+
+/// Every parameter's slice starts at a multiple of this many elements
+/// (256 bytes). libtorch's kernels take their vectorised paths only on
+/// aligned data: a layer norm whose weight is a misaligned view runs its
+/// slow kernel, three times slower, and so do the casts and gradient
+/// accumulations into misaligned slices. The gaps hold zeros.
+const ALIGN: i64 = 64;
+
+fn aligned(n: i64) -> i64 {
+    (n + ALIGN - 1) / ALIGN * ALIGN
 }
 
 /// First and second moments of every parameter, stored as two flat f32
@@ -70,9 +95,10 @@ impl Moments {
                     first: pos as i64,
                     count: 1,
                     numel: numel(i),
+                    stride: aligned(numel(i)),
                 }),
             }
-            total += numel(i);
+            total += aligned(numel(i));
         }
         let zeros = || Tensor::zeros([total], (tch::Kind::Float, device));
         let mut moments = Moments {
@@ -88,12 +114,13 @@ impl Moments {
             w: Tensor::new(),
             g: std::cell::OnceCell::new(),
         };
-        moments.w = tch::no_grad(|| moments.flatten(params, |p| p.detach()));
+        moments.w = zeros();
         for (i, (_, p)) in params.iter().enumerate() {
+            let slice = moments.view(&moments.w, i);
+            tch::no_grad(|| slice.shallow_clone().copy_(p));
             // Every handle on the parameter (the model's, the store's)
             // shares this TensorImpl, so all of them now see the slice.
-            let mut p = p.shallow_clone();
-            p.set_data(&moments.view(&moments.w, i));
+            p.shallow_clone().set_data(&slice);
         }
         moments
     }
@@ -161,25 +188,10 @@ impl Moments {
             .collect()
     }
 
-    /// Number of scalars over all parameters.
-    pub fn total(&self) -> i64 {
-        self.m.numel() as i64
-    }
-
     /// One f32 value per parameter (by parameter index), in layout order.
     pub(crate) fn per_param(&self, values: &[f32]) -> Tensor {
         let v: Vec<f32> = self.order.iter().map(|&i| values[i]).collect();
         Tensor::from_slice(&v).to_device(self.m.device())
-    }
-
-    /// The tensors `f(param)` concatenated flat in layout order (f32).
-    fn flatten(&self, params: &[(String, Tensor)], f: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        let parts: Vec<Tensor> = self
-            .order
-            .iter()
-            .map(|&i| f(&params[i].1).reshape([-1]))
-            .collect();
-        Tensor::cat(&parts, 0).to_kind(tch::Kind::Float)
     }
 
     /// The flat gradient buffer, in which every parameter's gradient now
@@ -211,8 +223,7 @@ impl Moments {
             .groups
             .iter()
             .map(|g| {
-                x.narrow(0, g.offset, g.count * g.numel)
-                    .view([g.count, g.numel])
+                g.rows(x)
                     .square()
                     .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
             })
@@ -224,9 +235,7 @@ impl Moments {
     /// `per_param` (layout order), in place.
     pub(crate) fn scale_rows(&self, flat: &Tensor, per_param: &Tensor) -> Result<()> {
         for g in &self.groups {
-            let mut rows = flat
-                .narrow(0, g.offset, g.count * g.numel)
-                .view([g.count, g.numel]);
+            let mut rows = g.rows(flat);
             let factor = per_param.narrow(0, g.first, g.count).unsqueeze(1);
             let _ = rows.f_mul_(&factor)?;
         }
