@@ -2,12 +2,18 @@
 # Preprocessing benchmarks (issue: streaming dataflow), side by side with the
 # reference script where there is one. Prints a table; the README records it.
 #
-#   benches/preprocess.sh [speed|memory|all]
+#   benches/preprocess.sh [speed|memory|dedup|all]   (WWM=jieba for whole-word masking)
 #
 # speed:  reference mode, one thread, vs bert-tensorflow 1.0.4's
 #         create_pretraining_data.py on the same corpus (5.4 MB) and flags; then
 #         streaming mode on 2 workers into the bounded channel.
 # memory: streaming mode on ~100 MB and ~1 GB of text: peak RSS of each.
+# dedup:  the same with [dedup] on (and whole-word masking when
+#         WWM=jieba|wordpiece is set), on corpora whose repeated copies are
+#         made distinct (each chapter of copy k starts with a line naming k),
+#         plus a copy of every 10th chapter, which dedup must drop.
+#         (What dedup holds per distinct document: cargo bench -p nezha-stages
+#         --bench dedup.)
 #
 # Corpora are built in $BENCH_DIR (default /tmp/nezha-bench) by repeating
 # data/sanguo.txt (三国演义, 1.8 MB), so every size has the same text mix.
@@ -38,11 +44,35 @@ measure() { # measure LOG -- CMD...
     cat "$log.time"
 }
 
-pipeline() { # pipeline INPUT WORKERS -> path of a streaming pipeline file into the check sink
-    local p="$dir/stream-$2.toml"
+# A corpus of COPIES distinct copies of data/sanguo.txt (chapter lines
+# prefixed by the copy's number), with every 10th chapter of each copy
+# repeated at its end: exact duplicates.
+distinct_corpus() { # distinct_corpus NAME COPIES
+    local f="$dir/$1.txt"
+    if [ ! -f "$f" ]; then
+        python3 - "$2" "$PWD/data/sanguo.txt" >"$f.tmp" <<'PY'
+import sys
+copies, src = int(sys.argv[1]), sys.argv[2]
+chapters = [c.strip("\n") for c in open(src, encoding="utf-8").read().split("\n\n") if c.strip()]
+out = sys.stdout
+for k in range(copies):
+    marked = [f"第{k}遍。\n{c}" for c in chapters]
+    for c in marked + marked[::10]:
+        out.write(c + "\n\n")
+PY
+        mv "$f.tmp" "$f"
+    fi
+    echo "$f"
+}
+
+pipeline() { # pipeline INPUT WORKERS [EXTRA-TOML] -> path of a streaming pipeline file into the check sink
+    local p="$dir/stream-$2${3:+-x}.toml"
+    local wwm_line=""
+    if [ -n "${WWM:-}" ]; then wwm_line="whole_word = \"$WWM\""; fi
     cat >"$p" <<TOML
 seed = 12345
 workers = $2
+${3:-}
 [ingest]
 input = "$1"
 [sentences]
@@ -55,6 +85,7 @@ dupe_factor = 5
 [masking]
 masked_lm_prob = 0.15
 max_predictions_per_seq = 20
+$wwm_line
 [batching]
 batch_size = 64
 [sink]
@@ -110,3 +141,22 @@ if [ "$what" = memory ] || [ "$what" = all ]; then
         echo "| $(du -h "$f" | cut -f1) | $(grep -o 'checked [0-9]* batches: [0-9]* sequences' "$dir/mem-$1.log") | ${s}s | $((kb / 1024)) MB |"
     done
 fi
+
+if [ "$what" = dedup ] || [ "$what" = all ]; then
+    echo "== streaming with [dedup]${WWM:+ and whole_word = $WWM}: 2 workers, seq 128, dupe 5"
+    echo "| corpus | documents kept / dropped | sequences | wall s | sequences/s | peak RSS |"
+    echo "|---|---|---|---|---|---|"
+    # The first row is the baseline: the same corpus without [dedup].
+    for spec in "u100 50 off" "u100 50 on" "u1000 500 on"; do
+        set -- $spec
+        f=$(distinct_corpus "$1" "$2")
+        extra=""
+        if [ "$3" = on ]; then extra="[dedup]"; fi
+        log="$dir/dedup-$1-$3.log"
+        read -r kb s < <(measure "$log" "$bin" run "$(pipeline "$f" 2 "$extra")")
+        kept=$(grep -o 'kept [0-9]* documents, dropped [0-9]*' "$log" | awk '{print $2 " / " $5}' || true)
+        n=$(grep -o 'checked [0-9]* batches: [0-9]* sequences' "$log" | awk '{print $4}')
+        python3 -c "print(f'| $(du -h "$f" | cut -f1) | ${kept:-no dedup} | {$n:,} | $s | {$n/$s:,.0f} | {$kb//1024} MB |')"
+    done
+fi
+
