@@ -5,7 +5,7 @@
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
-use super::{decays, Moments, OptimizerConfig};
+use super::{decay_per_param, decays, update_moments, Moments, OptimizerConfig};
 
 pub struct AdamWeightDecay {
     pub config: OptimizerConfig,
@@ -16,16 +16,7 @@ pub struct AdamWeightDecay {
 impl AdamWeightDecay {
     pub fn new(config: OptimizerConfig, params: &[(String, Tensor)]) -> AdamWeightDecay {
         let moments = Moments::zeros(params, "adam_m", "adam_v");
-        let decay: Vec<f32> = params
-            .iter()
-            .map(|(n, _)| {
-                if decays(n, &config) {
-                    config.weight_decay as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let decay = decay_per_param(params, &config);
         AdamWeightDecay {
             decay: moments.per_param(&decay),
             moments,
@@ -67,10 +58,7 @@ impl AdamWeightDecay {
             let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
-            let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
-            let _ = v
-                .f_mul_scalar_(c.beta2)?
-                .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+            update_moments(&mut m, &mut v, &g, c)?;
             let decayed = w.copy();
             self.moments.scale_rows(&decayed, &self.decay)?;
             let update = &m / (v.sqrt() + c.epsilon) + decayed;
@@ -90,10 +78,7 @@ impl AdamWeightDecay {
                     continue;
                 }
                 let (mut m, mut v) = self.moments.pair(i, name)?;
-                let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(&g * (1.0 - c.beta1)))?;
-                let _ = v
-                    .f_mul_scalar_(c.beta2)?
-                    .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+                update_moments(&mut m, &mut v, &g, c)?;
                 let mut update = &m / (v.sqrt() + c.epsilon);
                 if decays(name, c) {
                     update += w * c.weight_decay;

@@ -12,7 +12,7 @@
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
-use super::{decays, Moments, OptimizerConfig};
+use super::{decay_per_param, decays, update_moments, Moments, OptimizerConfig};
 
 pub struct Lamb {
     pub config: OptimizerConfig,
@@ -27,16 +27,7 @@ pub struct Lamb {
 impl Lamb {
     pub fn new(config: OptimizerConfig, params: &[(String, Tensor)]) -> Lamb {
         let moments = Moments::zeros(params, "lamb_m", "lamb_v");
-        let decay: Vec<f32> = params
-            .iter()
-            .map(|(n, _)| {
-                if decays(n, &config) {
-                    config.weight_decay as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let decay = decay_per_param(params, &config);
         Lamb {
             decay: moments.per_param(&decay),
             moments,
@@ -108,10 +99,7 @@ impl Lamb {
             let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
-            let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
-            let _ = v
-                .f_mul_scalar_(c.beta2)?
-                .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+            update_moments(&mut m, &mut v, &g, c)?;
             let mh = &m / bc1;
             let vh = &v / bc2;
             let norms = |x: &Tensor| self.moments.sums_of_squares(x).sqrt();
@@ -150,10 +138,7 @@ impl Lamb {
                     continue;
                 }
                 let (mut m, mut v) = self.moments.pair(i, name)?;
-                let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(&g * (1.0 - c.beta1)))?;
-                let _ = v
-                    .f_mul_scalar_(c.beta2)?
-                    .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+                update_moments(&mut m, &mut v, &g, c)?;
                 let mh = &m / bc1;
                 let vh = &v / bc2;
                 let w_norm = w.norm();

@@ -52,6 +52,30 @@ pub fn decays(name: &str, c: &OptimizerConfig) -> bool {
             .any(|x| name.contains(x.as_str()))
 }
 
+/// Per parameter (in `params` order): the weight decay its update gets, 0
+/// when the reference excludes it.
+fn decay_per_param(params: &[(String, Tensor)], c: &OptimizerConfig) -> Vec<f32> {
+    params
+        .iter()
+        .map(|(n, _)| {
+            if decays(n, c) {
+                c.weight_decay as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Adam's moments, in place: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`.
+fn update_moments(m: &mut Tensor, v: &mut Tensor, g: &Tensor, c: &OptimizerConfig) -> Result<()> {
+    let _ = m.f_mul_scalar_(c.beta1)?.f_add_(&(g * (1.0 - c.beta1)))?;
+    let _ = v
+        .f_mul_scalar_(c.beta2)?
+        .f_add_(&(g.square() * (1.0 - c.beta2)))?;
+    Ok(())
+}
+
 /// Either optimizer behind one interface, so the trainer can hold either.
 pub enum Optimizer {
     Lamb(Lamb),
