@@ -171,3 +171,118 @@ fn without_dedup_every_document_passes() {
     let all: BTreeSet<String> = docs.into_iter().map(|(o, _)| o).collect();
     assert_eq!(seen_origins(d), all);
 }
+
+/// Runs `nezha run p.toml` in `dir`, failing the test if it has not ended
+/// within a minute (a deadlock would hang it forever).
+fn run_within_a_minute(dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .args(["run", "p.toml"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the run hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn checking_pipeline(dir: &Path, input: &str, dedup: &str, masking: &str) {
+    std::fs::copy(root().join("data/vocab.txt"), dir.join("vocab.txt")).unwrap();
+    let toml = format!(
+        r#"
+seed = 3
+workers = 2
+[ingest]
+input = "{input}"
+{dedup}
+[wordpiece]
+vocab = "vocab.txt"
+[instances]
+max_seq_length = 32
+dupe_factor = 1
+shuffle_buffer = 8
+reservoir_documents = 4
+[masking]
+{masking}
+[batching]
+batch_size = 4
+[sink]
+kind = "check"
+"#
+    );
+    std::fs::write(dir.join("p.toml"), toml).unwrap();
+}
+
+/// Every document of worker 0's share is a copy of the first one, so
+/// worker 0 has nothing to give while worker 1 fills its channel, and the
+/// consumer, which takes batches from the workers in turn, waits on worker
+/// 0. The dedup reader must still decide worker 0's documents (it runs
+/// ahead of the furthest worker, not the slowest).
+#[test]
+fn a_worker_whose_share_is_all_duplicates_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let docs: Vec<Vec<String>> = (0..4000)
+        .map(|i| if i % 2 == 0 { doc(0) } else { doc(i) })
+        .collect();
+    write_corpus(d, &[("a.txt", docs)]);
+    checking_pipeline(d, "a.txt", "[dedup]\nlead_documents = 2", "");
+    let out = run_within_a_minute(d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("dedup: kept 2001 documents, dropped 1999 exact duplicates"),
+        "{stdout}"
+    );
+}
+
+/// With dynamic masking every worker reads every document, twice (two
+/// epochs); dedup must drop the same documents in both epochs. A corpus
+/// that is the bundled one twice then gives exactly the batches of the
+/// bundled one without dedup.
+#[test]
+fn dedup_under_dynamic_masking_drops_the_same_documents_every_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sanguo = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let head: String = sanguo
+        .split("\n\n")
+        .take(12)
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    std::fs::write(d.join("once.txt"), format!("{head}\n\n")).unwrap();
+    std::fs::write(d.join("twice.txt"), format!("{head}\n\n{head}\n\n")).unwrap();
+    let masking = "kind = \"dynamic\"\nepochs = 2";
+    let summary = |out: &Output| -> String {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout.lines().find(|l| l.starts_with("checked")).unwrap();
+        // Everything but the timing.
+        line.split("; ").take(1).collect::<Vec<_>>().join("")
+            + &stdout
+                .lines()
+                .filter(|l| l.starts_with("masked"))
+                .collect::<String>()
+    };
+    checking_pipeline(d, "once.txt", "", masking);
+    let once = summary(&run_within_a_minute(d));
+    checking_pipeline(d, "twice.txt", "[dedup]", masking);
+    let out = run_within_a_minute(d);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dropped 12 exact duplicates"));
+    assert_eq!(summary(&out), once);
+}
