@@ -3,9 +3,11 @@
 # sequence 128, streaming from data/sanguo.txt) trained for STEPS steps by
 # one process and by `nezha launch --nproc-per-node 2`, at the same global
 # batch (32 = 1 × 32 = 2 × 16) and the same number of data workers in all
-# (2), each process's libtorch given cores / processes threads. Prints the
-# sequences per second of each (median over the steps after the first
-# WARMUP) and the speed-up.
+# (2), each process's libtorch given cores / processes threads; and, as a
+# control, one process whose libtorch has one thread. Prints the sequences
+# per second of each (median over the steps after the first WARMUP), the
+# speed-up and the load average around each run (other work on the machine
+# distorts the figures).
 #
 #   benches/dist_scaling_cpu.sh            # STEPS=40 WARMUP=5 by default
 #
@@ -24,7 +26,7 @@ cargo build --release --quiet --bin nezha
 bin="$CARGO_TARGET_DIR/release/nezha"
 cores="$(nproc)"
 
-pipeline() { # pipeline NAME WORKERS BATCH -> path
+pipeline() { # pipeline NAME WORKERS BATCH [EXTRA [train] LINE] -> path
     local p="$dir/$1.toml"
     sed -e "s|^workers = 2 |workers = $2 |" \
         -e "s|^input = \"data/sanguo.txt\"|input = \"$PWD/data/sanguo.txt\"|" \
@@ -35,6 +37,7 @@ pipeline() { # pipeline NAME WORKERS BATCH -> path
         -e "s|^warmup_steps = 30|warmup_steps = 2|" \
         -e "s|^save_every = 100|save_every = 100000|" \
         pipeline.toml >"$p"
+    [ -z "${4:-}" ] || echo "$4" >>"$p"
     grep -q "batch_size = $3" "$p" && grep -q "steps = $steps" "$p" \
         || { echo "pipeline.toml changed: the substitutions no longer apply" >&2; exit 1; }
     echo "$p"
@@ -50,21 +53,28 @@ PY
 }
 
 one="$(pipeline one 2 32)"
+one1="$(pipeline one1 2 32 'threads = 1')"
 two="$(pipeline two 1 16)"
+load() { cut -d' ' -f1 /proc/loadavg; }
 echo "cores: $cores; $steps steps, global batch 32, sequence 128, tiny model"
-t0=$(date +%s.%N)
+l0=$(load); t0=$(date +%s.%N)
 "$bin" run "$one" >"$dir/one.log" 2>&1
-t1=$(date +%s.%N)
+l1=$(load); t1=$(date +%s.%N)
 "$bin" launch --nproc-per-node 2 --master-port "${PORT:-29533}" "$two" >"$dir/two.log" 2>&1
-t2=$(date +%s.%N)
+l2=$(load); t2=$(date +%s.%N)
+"$bin" run "$one1" >"$dir/one1.log" 2>&1
+l3=$(load); t3=$(date +%s.%N)
 r1="$(median_rate "$dir/one")"
 r2="$(median_rate "$dir/two")"
-python3 - "$r1" "$r2" "$t0" "$t1" "$t2" <<'PY'
+r11="$(median_rate "$dir/one1")"
+python3 - "$r1" "$r2" "$r11" "$t0" "$t1" "$t2" "$t3" "$l0" "$l1" "$l2" "$l3" <<'PY'
 import sys
-r1, r2, t0, t1, t2 = map(float, sys.argv[1:])
-print(f"| processes | sequences/s (median) | wall s (incl. start) |")
-print(f"|---|---|---|")
-print(f"| 1 (2 threads, 2 data workers) | {r1:.1f} | {t1 - t0:.1f} |")
-print(f"| 2 (1 thread, 1 data worker each) | {r2:.1f} | {t2 - t1:.1f} |")
-print(f"speed-up {r2 / r1:.2f}x, scaling efficiency {r2 / (2 * r1):.0%}")
+r1, r2, r11, t0, t1, t2, t3 = map(float, sys.argv[1:8])
+l0, l1, l2, l3 = sys.argv[8:]
+print("| processes | sequences/s (median) | wall s (incl. start) | load average before, after |")
+print("|---|---|---|---|")
+print(f"| 1 (libtorch's 2 threads, 2 data workers) | {r1:.1f} | {t1 - t0:.1f} | {l0}, {l1} |")
+print(f"| 2 (1 thread, 1 data worker each) | {r2:.1f} | {t2 - t1:.1f} | {l1}, {l2} |")
+print(f"| 1 (1 thread, 2 data workers; control) | {r11:.1f} | {t3 - t2:.1f} | {l2}, {l3} |")
+print(f"2 processes vs 1: {r2 / r1:.2f}x (vs the 1-thread control: {r2 / r11:.2f}x)")
 PY
