@@ -276,6 +276,7 @@ fn kill_mid_run(dir: &Path, victim: usize, timeout: u64) -> String {
         std::thread::sleep(Duration::from_millis(50));
     };
     let took = killed.elapsed();
+    eprintln!("rank {victim} killed: the launcher failed {took:?} later");
     let stderr: Vec<String> = lines.iter().collect();
     let stderr = stderr.join("\n");
     assert!(!status.success(), "{stderr}");
