@@ -286,3 +286,55 @@ fn dedup_under_dynamic_masking_drops_the_same_documents_every_epoch() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("dropped 12 exact duplicates"));
     assert_eq!(summary(&out), once);
 }
+
+/// `kind = "minhash"` also drops a document with a few characters changed;
+/// `exact` keeps it.
+#[test]
+fn minhash_drops_near_duplicates_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sanguo = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let text: Vec<char> = sanguo.chars().filter(|c| !c.is_whitespace()).collect();
+    let chunk =
+        |i: usize| -> String { text[2000 + i * 400..2000 + (i + 1) * 400].iter().collect() };
+    let a: Vec<Vec<String>> = (0..20).map(|i| vec![chunk(i)]).collect();
+    let mut near: Vec<char> = chunk(5).chars().collect();
+    near[100] = '甲';
+    near[300] = '乙';
+    let b = vec![
+        vec![chunk(20)],
+        vec![near.into_iter().collect()],
+        vec![chunk(21)],
+        // An exact copy, with other whitespace around it.
+        vec![format!("\u{3000} {}\t", chunk(7))],
+    ];
+    let docs = write_corpus(d, &[("a.txt", a), ("b.txt", b)]);
+    let origins: Vec<String> = docs.into_iter().map(|(o, _)| o).collect();
+    for (kind, dropped) in [("exact", vec![23]), ("minhash", vec![21, 23])] {
+        write_pipeline(
+            d,
+            "a.txt,b.txt",
+            &format!("[dedup]\nkind = \"{kind}\"\nlead_documents = 5"),
+        );
+        let out = nezha(&["run", "p.toml", "--workers", "2"], d);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected: BTreeSet<String> = origins
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !dropped.contains(i))
+            .map(|(_, o)| o.clone())
+            .collect();
+        assert_eq!(seen_origins(d), expected, "{kind}");
+        let counts = format!(
+            "kept {} documents, dropped {}",
+            expected.len(),
+            dropped.len()
+        );
+        assert!(stdout.contains(&counts), "{kind}: {stdout}");
+    }
+}

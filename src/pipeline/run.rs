@@ -99,6 +99,7 @@ impl<T> Running<T> {
             }
         }
         if let Some((dedup, counts)) = self.dedup.take() {
+            let dropped = dedup.describe();
             dedup
                 .join()
                 .map_err(|e| anyhow::anyhow!("a dedup worker failed: {e}"))?;
@@ -106,7 +107,7 @@ impl<T> Running<T> {
                 // Stopped early or failed: the counts are partial.
             } else {
                 println!(
-                    "dedup: kept {} documents, dropped {} exact duplicates (after whitespace normalization)",
+                    "dedup: kept {} documents, dropped {} {dropped}",
                     counts.kept(),
                     counts.dropped()
                 );

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nezha_stages::dedup::{Dedup, DedupPlan, FilterSpec, Share};
+use nezha_stages::dedup::{Dedup, DedupKeys, DedupPlan, FilterSpec, MinHashParams, Share};
 use nezha_stages::error::Result;
 use nezha_stages::ingest::Ingest;
 use nezha_stages::operator::Control;
@@ -34,11 +34,21 @@ struct Synthetic {
 
 impl Synthetic {
     fn doc(&self, index: u64) -> Document {
-        let k = index % self.distinct;
+        // 24 pseudo-random CJK characters drawn from `k`: distinct texts
+        // are far apart, so MinHash mode keeps them too.
+        let mut x = index % self.distinct;
+        let text: String = (0..24)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from_u32(0x4E00 + ((x >> 33) % 20_000) as u32).unwrap()
+            })
+            .collect();
         Document {
             index,
             origin: String::new(),
-            lines: vec![format!("第{k}号文档：曹操与刘备煮酒论英雄。")],
+            lines: vec![text],
         }
     }
 }
@@ -69,7 +79,8 @@ fn status_kb(key: &str) -> u64 {
 }
 
 /// One case, in this process: prints `distinct kept dropped seconds bytes`.
-fn child(documents: u64, distinct: u64) {
+/// `bands` > 0: MinHash mode with that many bands of 8 rows.
+fn child(documents: u64, distinct: u64, bands: u64) {
     let corpus = Arc::new(Synthetic {
         documents,
         distinct,
@@ -93,6 +104,15 @@ fn child(documents: u64, distinct: u64) {
     let before = status_kb("VmRSS:");
     let t0 = Instant::now();
     let plan = DedupPlan {
+        keys: if bands == 0 {
+            DedupKeys::Exact
+        } else {
+            DedupKeys::MinHash(MinHashParams {
+                shingle: 5,
+                bands: bands as usize,
+                rows: 8,
+            })
+        },
         lead_documents: 65_536,
     };
     let mut dedup = Dedup::start(&plan, &ingest, &specs, 1, Control::default()).unwrap();
@@ -129,20 +149,24 @@ fn child(documents: u64, distinct: u64) {
 fn main() {
     if let Ok(case) = std::env::var("NEZHA_DEDUP_BENCH_CASE") {
         let mut it = case.split(',').map(|x| x.parse::<u64>().unwrap());
-        child(it.next().unwrap(), it.next().unwrap());
+        child(it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
         return;
     }
     println!(
-        "| documents | distinct | documents/s | peak memory added | bytes per distinct document |"
+        "| mode | documents | distinct | documents/s | peak memory added | bytes per distinct document |"
     );
-    println!("|---|---|---|---|---|");
-    for (documents, distinct) in [
-        (1_000_000, 1_000),
-        (1_000_000, 1_000_000),
-        (4_000_000, 4_000_000),
+    println!("|---|---|---|---|---|---|");
+    for (documents, distinct, bands) in [
+        (1_000_000, 1_000, 0),
+        (1_000_000, 1_000_000, 0),
+        (4_000_000, 4_000_000, 0),
+        (250_000, 250_000, 16),
     ] {
         let out = Command::new(std::env::current_exe().unwrap())
-            .env("NEZHA_DEDUP_BENCH_CASE", format!("{documents},{distinct}"))
+            .env(
+                "NEZHA_DEDUP_BENCH_CASE",
+                format!("{documents},{distinct},{bands}"),
+            )
             .output()
             .unwrap();
         assert!(
@@ -156,8 +180,13 @@ fn main() {
             .map(|x| x.parse().unwrap())
             .collect();
         let (secs, bytes) = (f[3], f[4]);
+        let mode = if bands == 0 {
+            "exact".to_string()
+        } else {
+            format!("minhash, {bands} bands of 8")
+        };
         println!(
-            "| {documents} | {distinct} | {:.0} | {:.1} MB | {:.0} |",
+            "| {mode} | {documents} | {distinct} | {:.0} | {:.1} MB | {:.0} |",
             documents as f64 / secs,
             bytes / 1e6,
             bytes / distinct as f64

@@ -12,7 +12,10 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::{source, Operator};
 use timely::dataflow::{Scope, Stream};
 
-use super::{document_key, Decision, DedupCounts, DedupFilter, Lead, Share};
+use super::{
+    document_key, near_duplicate_keys, Decision, DedupCounts, DedupFilter, Lead, MinHashParams,
+    Share,
+};
 use crate::error::{Error, Result};
 use crate::operator::Control;
 use crate::registry::IngestPlan;
@@ -23,12 +26,53 @@ const KEY_CHUNK: usize = 1024;
 /// Key chunks the reader may queue for the dataflow.
 const KEY_QUEUE: usize = 16;
 
-/// Exact deduplication as `[dedup]` configures it.
+/// Deduplication as `[dedup]` configures it.
 #[derive(Clone, Copy, Debug)]
 pub struct DedupPlan {
+    pub keys: DedupKeys,
     /// How many documents the key reader may run ahead of the furthest
     /// worker (see [`Lead`]).
     pub lead_documents: u64,
+}
+
+/// What makes two documents the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupKeys {
+    /// The same words in the same order: one key per document.
+    Exact,
+    /// A shared MinHash band: a document is dropped when any of its band
+    /// keys occurred in an earlier document.
+    MinHash(MinHashParams),
+}
+
+impl DedupKeys {
+    fn per_document(&self) -> u32 {
+        match self {
+            DedupKeys::Exact => 1,
+            DedupKeys::MinHash(p) => p.bands as u32,
+        }
+    }
+
+    fn of(&self, doc: &crate::Document, out: &mut Vec<u128>) {
+        match self {
+            DedupKeys::Exact => out.push(document_key(doc)),
+            DedupKeys::MinHash(p) => near_duplicate_keys(doc, p, out),
+        }
+    }
+
+    /// What the counts at the end of a run call the dropped documents.
+    pub fn describe(&self) -> String {
+        match self {
+            DedupKeys::Exact => "exact duplicates (after whitespace normalization)".into(),
+            DedupKeys::MinHash(p) => format!(
+                "near duplicates (MinHash, {} bands of {} rows over {}-character shingles: about half the pairs above {:.2} Jaccard similarity)",
+                p.bands,
+                p.rows,
+                p.shingle,
+                p.threshold()
+            ),
+        }
+    }
 }
 
 /// What one pipeline worker of this process is handed and counts.
@@ -42,6 +86,7 @@ pub struct FilterSpec {
 
 /// A running deduplication dataflow and what the workers need from it.
 pub struct Dedup {
+    keys: DedupKeys,
     filters: Vec<DedupFilter>,
     counts: Arc<DedupCounts>,
     reader: Option<JoinHandle<()>>,
@@ -77,6 +122,7 @@ impl Dedup {
                 w,
                 spec.counted,
                 peers,
+                plan.keys.per_document(),
                 passes,
                 rx,
                 lead.clone(),
@@ -85,7 +131,7 @@ impl Dedup {
             ));
         }
         let (key_tx, key_rx) = bounded(KEY_QUEUE);
-        let reader = spawn_key_reader(ingest, lead, control.clone(), key_tx);
+        let reader = spawn_key_reader(ingest, plan.keys, lead, control.clone(), key_tx);
         let key_rx = Arc::new(Mutex::new(Some(key_rx)));
 
         let guards = timely::execute(timely::Config::process(peers), move |worker| {
@@ -119,7 +165,7 @@ impl Dedup {
                                     // Keys are only added, so `distinct`
                                     // only ever says +1.
                                     if diff > 0 {
-                                        decisions.kept(index);
+                                        decisions.fresh(index);
                                     }
                                 }
                             });
@@ -130,6 +176,7 @@ impl Dedup {
         })
         .map_err(|e| Error::config(format!("cannot start the dedup workers: {e}")))?;
         Ok(Dedup {
+            keys: plan.keys,
             filters,
             counts,
             reader: Some(reader),
@@ -141,6 +188,11 @@ impl Dedup {
     /// filter that is dropped unused stops holding the key reader back.
     pub fn take_filters(&mut self) -> Vec<DedupFilter> {
         std::mem::take(&mut self.filters)
+    }
+
+    /// What the counts call the dropped documents.
+    pub fn describe(&self) -> String {
+        self.keys.describe()
     }
 
     pub fn counts(&self) -> Arc<DedupCounts> {
@@ -167,6 +219,7 @@ impl Dedup {
 /// to the dataflow, in chunks, never more than the lead allows.
 fn spawn_key_reader(
     ingest: &IngestPlan,
+    keys: DedupKeys,
     lead: Arc<Lead>,
     control: Control,
     tx: Sender<Vec<(u128, u64)>>,
@@ -177,6 +230,7 @@ fn spawn_key_reader(
         .name("dedup-keys".into())
         .spawn(move || {
             let mut chunk = Vec::with_capacity(KEY_CHUNK);
+            let mut doc_keys = Vec::new();
             let mut limit = lead.limit();
             let ignored = AtomicU64::new(0);
             let result = format.read(&files, &ignored, &mut |doc| {
@@ -190,7 +244,12 @@ fn spawn_key_reader(
                         None => return false,
                     }
                 }
-                chunk.push((document_key(&doc), doc.index));
+                if control.stopped() {
+                    return false;
+                }
+                doc_keys.clear();
+                keys.of(&doc, &mut doc_keys);
+                chunk.extend(doc_keys.iter().map(|&k| (k, doc.index)));
                 chunk.len() < KEY_CHUNK || tx.send(std::mem::take(&mut chunk)).is_ok()
             });
             match result {
@@ -261,7 +320,7 @@ fn key_source<'s>(
     })
 }
 
-/// Hands the kept indices and the frontier of one deduplication worker to
+/// Hands the fresh keys and the frontier of one deduplication worker to
 /// the filters.
 struct DecisionSender {
     from: usize,
@@ -270,16 +329,16 @@ struct DecisionSender {
 }
 
 impl DecisionSender {
-    fn kept(&self, index: u64) {
+    fn fresh(&self, index: u64) {
         for (sees, tx) in &self.routes {
             if sees.has(index) {
                 // A filter that is gone belongs to a run that is stopping.
-                let _ = tx.send(Decision::Keep(index));
+                let _ = tx.send(Decision::Fresh(index));
             }
         }
     }
 
-    /// Called after the kept indices below `frontier` have been sent.
+    /// Called after the fresh keys below `frontier` have been sent.
     fn frontier(&mut self, frontier: Option<u64>) {
         let now = frontier.unwrap_or(u64::MAX);
         if now > self.through {

@@ -1,7 +1,7 @@
 //! The worker's side of deduplication: keeps or drops each document as the
 //! deduplication dataflow decided.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,11 @@ use crate::stage::Stage;
 /// What a deduplication worker tells the filters that see a document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// This document is the first occurrence of its text: keep it.
-    Keep(u64),
-    /// Deduplication worker `from` has sent every `Keep` below `index`.
+    /// One of this document's keys occurs here for the first time (in
+    /// exact mode it has one key; a document all of whose keys are fresh
+    /// is kept).
+    Fresh(u64),
+    /// Deduplication worker `from` has sent every `Fresh` below `index`.
     Through { from: usize, index: u64 },
 }
 
@@ -40,7 +42,8 @@ impl Share {
 /// The decisions received and not yet used.
 #[derive(Debug)]
 pub struct Pending {
-    kept: BTreeSet<u64>,
+    /// Fresh keys per document.
+    fresh: BTreeMap<u64, u32>,
     /// Per deduplication worker: decided below this index.
     through: Vec<u64>,
 }
@@ -49,26 +52,24 @@ impl Pending {
     /// Decisions will come from `sources` deduplication workers.
     pub fn new(sources: usize) -> Pending {
         Pending {
-            kept: BTreeSet::new(),
+            fresh: BTreeMap::new(),
             through: vec![0; sources],
         }
     }
 
     pub fn apply(&mut self, d: Decision) {
         match d {
-            Decision::Keep(i) => {
-                self.kept.insert(i);
-            }
+            Decision::Fresh(i) => *self.fresh.entry(i).or_default() += 1,
             Decision::Through { from, index } => self.through[from] = self.through[from].max(index),
         }
     }
 
-    /// `Some(keep)` once document `index` is decided. Each document is
-    /// asked about once, in increasing order, so what it answers is
-    /// forgotten.
-    pub fn decide(&mut self, index: u64) -> Option<bool> {
+    /// `Some(keep)` once document `index` is decided: kept when all its
+    /// `keys` keys are fresh. Each document is asked about once, in
+    /// increasing order, so what it answers is forgotten.
+    pub fn decide(&mut self, index: u64, keys: u32) -> Option<bool> {
         let through = self.through.iter().min().copied().unwrap_or(u64::MAX);
-        (index < through).then(|| self.kept.remove(&index))
+        (index < through).then(|| self.fresh.remove(&index).unwrap_or(0) >= keys)
     }
 }
 
@@ -101,6 +102,8 @@ pub struct DedupFilter {
     /// document by one worker, even when every worker sees it).
     counted: Share,
     pending: Pending,
+    /// Keys per document (1 in exact mode, the bands in MinHash mode).
+    keys: u32,
     /// Kept indices of the first pass, when there will be others.
     remembered: Option<Vec<u64>>,
     /// In a later pass: where in `remembered` it is.
@@ -115,12 +118,14 @@ pub struct DedupFilter {
 impl DedupFilter {
     /// The filter of local pipeline worker `worker`, which counts the
     /// documents of `counted`, with decisions from `sources` deduplication
-    /// workers; `passes` > 1 when the corpus is read several times.
+    /// workers about documents of `keys` keys; `passes` > 1 when the corpus
+    /// is read several times.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         worker: usize,
         counted: Share,
         sources: usize,
+        keys: u32,
         passes: usize,
         decisions: Receiver<Decision>,
         lead: Arc<Lead>,
@@ -131,6 +136,7 @@ impl DedupFilter {
             worker,
             counted,
             pending: Pending::new(sources),
+            keys,
             remembered: (passes > 1).then(Vec::new),
             replay: None,
             last: None,
@@ -164,7 +170,7 @@ impl Stage for DedupFilter {
         }
         self.lead.advance(self.worker, doc.index);
         loop {
-            if let Some(keep) = self.pending.decide(doc.index) {
+            if let Some(keep) = self.pending.decide(doc.index, self.keys) {
                 if self.counted.has(doc.index) {
                     let count = if keep {
                         &self.counts.kept
@@ -221,16 +227,27 @@ mod tests {
     #[test]
     fn undecided_until_through_passes_it() {
         let mut p = Pending::new(2);
-        p.apply(Decision::Keep(4));
-        assert_eq!(p.decide(4), None);
+        p.apply(Decision::Fresh(4));
+        assert_eq!(p.decide(4, 1), None);
         p.apply(Decision::Through { from: 0, index: 5 });
-        assert_eq!(p.decide(4), None, "worker 1 has not spoken yet");
+        assert_eq!(p.decide(4, 1), None, "worker 1 has not spoken yet");
         p.apply(Decision::Through { from: 1, index: 9 });
-        assert_eq!(p.decide(0), Some(false));
-        assert_eq!(p.decide(4), Some(true));
-        assert_eq!(p.decide(5), None);
+        assert_eq!(p.decide(0, 1), Some(false));
+        assert_eq!(p.decide(4, 1), Some(true));
+        assert_eq!(p.decide(5, 1), None);
         p.apply(Decision::Through { from: 0, index: 3 }); // late, smaller: ignored
-        assert_eq!(p.decide(5), None);
+        assert_eq!(p.decide(5, 1), None);
+    }
+
+    #[test]
+    fn with_several_keys_all_must_be_fresh() {
+        let mut p = Pending::new(1);
+        for i in [2, 2, 3, 3, 3] {
+            p.apply(Decision::Fresh(i));
+        }
+        p.apply(Decision::Through { from: 0, index: 4 });
+        assert_eq!(p.decide(2, 3), Some(false), "one band seen before");
+        assert_eq!(p.decide(3, 3), Some(true));
     }
 
     #[test]
@@ -244,6 +261,7 @@ mod tests {
             0,
             counted,
             1,
+            1,
             3,
             rx,
             lead,
@@ -251,8 +269,8 @@ mod tests {
             Control::default(),
         );
         for d in [
-            Decision::Keep(0),
-            Decision::Keep(3),
+            Decision::Fresh(0),
+            Decision::Fresh(3),
             Decision::Through { from: 0, index: 3 },
             Decision::Through {
                 from: 0,
@@ -281,7 +299,17 @@ mod tests {
         drop(tx);
         let lead = Arc::new(Lead::new(1, 100));
         let all = Share { index: 0, of: 1 };
-        let mut f = DedupFilter::new(0, all, 1, 1, rx, lead, Arc::default(), Control::default());
+        let mut f = DedupFilter::new(
+            0,
+            all,
+            1,
+            1,
+            1,
+            rx,
+            lead,
+            Arc::default(),
+            Control::default(),
+        );
         let doc = Document {
             index: 7,
             origin: "c.txt:3".into(),
