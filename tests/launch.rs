@@ -199,6 +199,111 @@ fn two_nodes_of_one_process_each_train_together() {
     assert_eq!(checkpoint::load(&newest).unwrap().state.world_size, 2);
 }
 
+/// A model small enough that a step takes milliseconds, without dropout
+/// (a batch of 2b and two of b cannot draw the same masks).
+const MODEL_NO_DROPOUT: &str = r#"{
+  "vocab_size": 21128, "hidden_size": 32, "num_hidden_layers": 1,
+  "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+  "max_position_embeddings": 512, "type_vocab_size": 2,
+  "initializer_range": 0.02, "max_relative_position": 64
+}"#;
+
+/// The whole path through the CLI on a fixed stream: TFRecords with one
+/// prediction per sequence (so every sequence weighs the same in the MLM
+/// loss), 2 ranks × batch 4 by `nezha launch` against 1 × batch 8 by
+/// `nezha run`: the same parameters to 1e-5.
+#[test]
+fn launch_on_tfrecords_equals_one_process_with_twice_the_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let corpus = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let part: Vec<&str> = corpus.split("\n\n").take(6).collect();
+    std::fs::write(dir.join("corpus.txt"), part.join("\n\n")).unwrap();
+    std::fs::write(dir.join("model.json"), MODEL_NO_DROPOUT).unwrap();
+    let vocab = root().join("data/vocab.txt");
+    let made = Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .arg("create_pretraining_data")
+        .arg("--input_file=corpus.txt")
+        .arg("--output_file=data.tfrecord")
+        .arg(format!("--vocab_file={}", vocab.display()))
+        .args(["--max_seq_length=32", "--max_predictions_per_seq=1"])
+        .args(["--dupe_factor=1"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let pipeline = |name: &str, batch: usize| {
+        let toml = format!(
+            r#"seed = 3
+[wordpiece]
+vocab = "{}"
+[instances]
+max_seq_length = 32
+[masking]
+max_predictions_per_seq = 1
+[batching]
+batch_size = {batch}
+[sink]
+kind = "train"
+[train]
+model = "model.json"
+output_dir = "{name}"
+tfrecords = "data.tfrecord"
+steps = 5
+warmup_steps = 1
+learning_rate = 1e-3
+threads = 1
+tensorboard = false
+plot = false
+"#,
+            vocab.display()
+        );
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, toml).unwrap();
+        p
+    };
+    let one = Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .arg("run")
+        .arg(pipeline("one", 8))
+        .current_dir(dir)
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let two = launch(dir, &pipeline("two", 4), free_port(), &[])
+        .output()
+        .unwrap();
+    assert!(two.status.success(), "{}", text(&two.stderr));
+
+    let weights = |name: &str| {
+        let (_, newest) = checkpoint::list(&dir.join(name)).unwrap().pop().unwrap();
+        checkpoint::load(&newest).unwrap()
+    };
+    let (a, b) = (weights("two"), weights("one"));
+    assert_eq!((a.state.step, a.state.world_size), (5, 2));
+    assert_eq!(a.state.rank_positions, vec![5, 5]);
+    assert_eq!(b.state.batches_consumed, 5);
+    let mut worst = 0.0f64;
+    for ((name, x), (name_y, y)) in a.model.iter().zip(&b.model) {
+        assert_eq!(name, name_y);
+        let norm = y.norm().double_value(&[]);
+        let diff = (x - y).norm().double_value(&[]);
+        let largest = (x - y).abs().max().double_value(&[]);
+        // Key biases get no gradient in exact arithmetic (see
+        // train/tests/data_parallel.rs): rounding noise, held absolutely.
+        assert!(
+            diff <= 1e-5 * norm || largest <= 1e-8,
+            "{name}: {diff:e} apart (norm {norm:e})"
+        );
+        if largest > 1e-8 {
+            worst = worst.max(diff / norm);
+        }
+    }
+    eprintln!("largest relative difference {worst:.2e}");
+}
+
 /// Reads a child's stderr into a channel of lines, echoing them.
 fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();
