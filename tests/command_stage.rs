@@ -200,8 +200,9 @@ print("cleaner: thinking", file=sys.stderr, flush=True)
 sys.stdin.readline()
 time.sleep(600)
 "#,
-        "timeout_s = 1",
-        &["no answer within 1s", "cleaner: thinking"],
+        // Long enough for Python to start and print on a loaded machine.
+        "timeout_s = 5",
+        &["no answer within 5s", "cleaner: thinking"],
     );
 }
 
