@@ -7,6 +7,7 @@
 //!         --pos pos.txt --neg neg.txt --vocab data/vocab.txt --out runs/senti \
 //!         [--init-format nezha --init model.safetensors] [--preset tiny] \
 //!         [--epochs 3] [--batch-size 32] [--lr 3e-5] [--max-seq-length 128]
+//!         [--split-only]
 //!
 //! It makes the seeded 80/10/10 split (written to the output directory),
 //! prints the majority-class baseline, fine-tunes with dev evaluation after
@@ -63,6 +64,10 @@ struct Args {
     max_train: Option<usize>,
     #[arg(long, default_value_t = 2)]
     threads: i32,
+    /// Write the split and print the baseline, without fine-tuning (for
+    /// `nezha finetune classify --data_dir OUT`).
+    #[arg(long)]
+    split_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -109,6 +114,9 @@ fn main() -> Result<()> {
         accuracy(&gold, &base)?,
         macro_f1(&gold, &base)?
     );
+    if args.split_only {
+        return Ok(());
+    }
 
     let arch = Architecture::SequenceClassification {
         num_labels: labels.len() as i64,

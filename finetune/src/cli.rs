@@ -23,9 +23,10 @@ use nezha_train::model::NezhaConfig;
 use tch::Device;
 
 use crate::checkpoint::{self, ours, Architecture, Format};
-use crate::classify::{self, ClassifyConfig, Encoder, LabelMap, TsvColumns};
+use crate::classify::{self, ClassifyConfig, Encoder, LabelMap, Layout, Part, TsvColumns};
 use crate::mrc::{self, AnswerSearch, Windower};
 use crate::ner::{self, TagEncoder, TagMap};
+use crate::task_file;
 use crate::NezhaForFinetuning;
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -41,13 +42,26 @@ pub enum FinetuneCommand {
     Mrc(MrcArgs),
 }
 
-/// The flags every task shares.
+/// The flags every task shares. Each may instead come from a task file
+/// (`--config`, see [`crate::task_file`]); a flag given here overrides it.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
-    #[arg(long = "data_dir", visible_alias = "data-dir")]
-    pub data_dir: PathBuf,
-    #[arg(long = "vocab_file", visible_alias = "vocab-file")]
-    pub vocab_file: PathBuf,
+    /// A TOML task file with this task's table ([classify], [ner] or [mrc])
+    /// holding the settings under the flags' names.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(
+        long = "data_dir",
+        visible_alias = "data-dir",
+        required_unless_present = "config"
+    )]
+    pub data_dir: Option<PathBuf>,
+    #[arg(
+        long = "vocab_file",
+        visible_alias = "vocab-file",
+        required_unless_present = "config"
+    )]
+    pub vocab_file: Option<PathBuf>,
     /// Weights to start from: a TF checkpoint prefix, a Hugging Face
     /// directory or our safetensors file (format from --init_format, or
     /// told from the path). Without it the model starts from random
@@ -61,66 +75,133 @@ pub struct CommonArgs {
     /// a TF checkpoint without one beside it, or a model from scratch.
     #[arg(long = "bert_config_file", visible_alias = "bert-config-file")]
     pub bert_config_file: Option<PathBuf>,
-    #[arg(long = "output_dir", visible_alias = "output-dir")]
-    pub output_dir: PathBuf,
-    /// Default: the task's (classify 128, ner 256).
+    #[arg(
+        long = "output_dir",
+        visible_alias = "output-dir",
+        required_unless_present = "config"
+    )]
+    pub output_dir: Option<PathBuf>,
+    /// Default: the task's (classify 128, ner 256, mrc 384).
     #[arg(long = "max_seq_length", visible_alias = "max-seq-length")]
     pub max_seq_length: Option<usize>,
-    /// Default: the task's (classify 32, ner 16).
+    /// Default: the task's (classify 32, ner 16, mrc 16).
     #[arg(long = "train_batch_size", visible_alias = "train-batch-size")]
     pub train_batch_size: Option<usize>,
-    #[arg(
-        long = "eval_batch_size",
-        visible_alias = "eval-batch-size",
-        default_value_t = 8
-    )]
-    pub eval_batch_size: usize,
-    #[arg(
-        long = "learning_rate",
-        visible_alias = "learning-rate",
-        default_value_t = 3e-5
-    )]
-    pub learning_rate: f64,
-    /// Default: the task's (classify 3, ner 10).
+    /// Default: 8.
+    #[arg(long = "eval_batch_size", visible_alias = "eval-batch-size")]
+    pub eval_batch_size: Option<usize>,
+    /// Default: 3e-5.
+    #[arg(long = "learning_rate", visible_alias = "learning-rate")]
+    pub learning_rate: Option<f64>,
+    /// Default: the task's (classify 3, ner 10, mrc 2).
     #[arg(long = "num_train_epochs", visible_alias = "num-train-epochs")]
     pub num_train_epochs: Option<usize>,
-    #[arg(
-        long = "warmup_proportion",
-        visible_alias = "warmup-proportion",
-        default_value_t = 0.1
-    )]
-    pub warmup_proportion: f64,
+    /// Default: 0.1.
+    #[arg(long = "warmup_proportion", visible_alias = "warmup-proportion")]
+    pub warmup_proportion: Option<f64>,
     /// true or false. Default: the task's (classify and ner true, mrc
     /// false, as the reference's CMRC script).
     #[arg(long = "do_lower_case", visible_alias = "do-lower-case", action = clap::ArgAction::Set)]
     pub do_lower_case: Option<bool>,
-    #[arg(long, default_value_t = 12345)]
-    pub seed: u64,
-    /// CPU threads for libtorch.
-    #[arg(long, default_value_t = 2)]
-    pub threads: i32,
+    /// Default: 12345.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// CPU threads for libtorch. Default: 2.
+    #[arg(long)]
+    pub threads: Option<i32>,
     /// Skip evaluating and predicting test even if the test file exists.
     #[arg(long = "no_test", visible_alias = "no-test")]
     pub no_test: bool,
+}
+
+/// The shared settings once flags, task file and defaults are combined.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub data_dir: PathBuf,
+    pub vocab_file: PathBuf,
+    pub init_checkpoint: Option<PathBuf>,
+    pub init_format: Option<Format>,
+    pub bert_config_file: Option<PathBuf>,
+    pub output_dir: PathBuf,
+    pub max_seq_length: Option<usize>,
+    pub train_batch_size: Option<usize>,
+    pub eval_batch_size: usize,
+    pub learning_rate: f64,
+    pub num_train_epochs: Option<usize>,
+    pub warmup_proportion: f64,
+    pub do_lower_case: Option<bool>,
+    pub seed: u64,
+    pub threads: i32,
+    pub no_test: bool,
+}
+
+impl CommonArgs {
+    /// Reads the task file if there is one; flags win over it.
+    fn resolve(&self, task: &str) -> Result<(Common, task_file::Loaded)> {
+        let loaded = match &self.config {
+            Some(path) => task_file::load(path, task)?,
+            None => task_file::Loaded::default(),
+        };
+        let f = &loaded.file;
+        let origin = |key: &str| match &self.config {
+            Some(p) => format!("give --{key} or set {key} in [{task}] of {}", p.display()),
+            None => format!("give --{key}"),
+        };
+        let required = |flag: &Option<PathBuf>, file: &Option<String>, key: &str| {
+            flag.clone()
+                .or_else(|| loaded.path(file))
+                .with_context(|| origin(key))
+        };
+        let common = Common {
+            data_dir: required(&self.data_dir, &f.data_dir, "data_dir")?,
+            vocab_file: required(&self.vocab_file, &f.vocab_file, "vocab_file")?,
+            init_checkpoint: self
+                .init_checkpoint
+                .clone()
+                .or_else(|| loaded.path(&f.init_checkpoint)),
+            init_format: self.init_format.or(loaded.init_format),
+            bert_config_file: self
+                .bert_config_file
+                .clone()
+                .or_else(|| loaded.path(&f.bert_config_file)),
+            output_dir: required(&self.output_dir, &f.output_dir, "output_dir")?,
+            max_seq_length: self.max_seq_length.or(f.max_seq_length),
+            train_batch_size: self.train_batch_size.or(f.train_batch_size),
+            eval_batch_size: self.eval_batch_size.or(f.eval_batch_size).unwrap_or(8),
+            learning_rate: self.learning_rate.or(f.learning_rate).unwrap_or(3e-5),
+            num_train_epochs: self.num_train_epochs.or(f.num_train_epochs),
+            warmup_proportion: self
+                .warmup_proportion
+                .or(f.warmup_proportion)
+                .unwrap_or(0.1),
+            do_lower_case: self.do_lower_case.or(f.do_lower_case),
+            seed: self.seed.or(f.seed).unwrap_or(12345),
+            threads: self.threads.or(f.threads).unwrap_or(2),
+            no_test: self.no_test || f.no_test.unwrap_or(false),
+        };
+        Ok((common, loaded))
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClassifyArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Header name of the first text column.
-    #[arg(long = "text_a", visible_alias = "text-a", default_value = "text_a")]
-    pub text_a: String,
-    /// Header name of the second text column, for sentence pairs.
+    /// The file layout, as the reference's --task_name: tsv (header naming
+    /// the columns; the default), jsonl (train.jsonl, … with named fields),
+    /// xnli (multinli/multinli.train.zh.tsv, dev.tsv, test.tsv), lcqmc, or
+    /// chnsenti (alias text_clf: label<TAB>text).
+    #[arg(long = "task_name", visible_alias = "task-name")]
+    pub task_name: Option<Layout>,
+    /// Name of the first text column (tsv, jsonl). Default: text_a.
+    #[arg(long = "text_a", visible_alias = "text-a")]
+    pub text_a: Option<String>,
+    /// Name of the second text column, for sentence pairs (tsv, jsonl).
     #[arg(long = "text_b", visible_alias = "text-b")]
     pub text_b: Option<String>,
-    /// Header name of the label column.
-    #[arg(
-        long = "label_column",
-        visible_alias = "label-column",
-        default_value = "label"
-    )]
-    pub label_column: String,
+    /// Name of the label column (tsv, jsonl). Default: label.
+    #[arg(long = "label_column", visible_alias = "label-column")]
+    pub label_column: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -133,30 +214,18 @@ pub struct NerArgs {
 pub struct MrcArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    #[arg(
-        long = "doc_stride",
-        visible_alias = "doc-stride",
-        default_value_t = 128
-    )]
-    pub doc_stride: usize,
-    #[arg(
-        long = "max_query_length",
-        visible_alias = "max-query-length",
-        default_value_t = 64
-    )]
-    pub max_query_length: usize,
-    #[arg(
-        long = "n_best_size",
-        visible_alias = "n-best-size",
-        default_value_t = 20
-    )]
-    pub n_best_size: usize,
-    #[arg(
-        long = "max_answer_length",
-        visible_alias = "max-answer-length",
-        default_value_t = 30
-    )]
-    pub max_answer_length: usize,
+    /// Default: 128.
+    #[arg(long = "doc_stride", visible_alias = "doc-stride")]
+    pub doc_stride: Option<usize>,
+    /// Default: 64.
+    #[arg(long = "max_query_length", visible_alias = "max-query-length")]
+    pub max_query_length: Option<usize>,
+    /// Default: 20.
+    #[arg(long = "n_best_size", visible_alias = "n-best-size")]
+    pub n_best_size: Option<usize>,
+    /// Default: 30.
+    #[arg(long = "max_answer_length", visible_alias = "max-answer-length")]
+    pub max_answer_length: Option<usize>,
 }
 
 /// Runs one fine-tuning command.
@@ -168,7 +237,7 @@ pub fn run(cmd: &FinetuneCommand) -> Result<()> {
     }
 }
 
-fn config(c: &CommonArgs, batch: usize, epochs: usize) -> ClassifyConfig {
+fn config(c: &Common, batch: usize, epochs: usize) -> ClassifyConfig {
     ClassifyConfig {
         batch_size: c.train_batch_size.unwrap_or(batch),
         eval_batch_size: c.eval_batch_size,
@@ -193,7 +262,7 @@ fn guess_format(path: &Path) -> Format {
     }
 }
 
-fn build_model(c: &CommonArgs, arch: Architecture) -> Result<NezhaForFinetuning> {
+fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
     let given = c
         .bert_config_file
         .as_deref()
@@ -224,7 +293,7 @@ fn build_model(c: &CommonArgs, arch: Architecture) -> Result<NezhaForFinetuning>
     }
 }
 
-fn prepare(c: &CommonArgs) -> Result<Arc<Vocab>> {
+fn prepare(c: &Common) -> Result<Arc<Vocab>> {
     tch::set_num_threads(c.threads);
     std::fs::create_dir_all(&c.output_dir)
         .with_context(|| format!("creating {}", c.output_dir.display()))?;
@@ -246,22 +315,32 @@ fn log_line(log: &mut std::fs::File, v: &impl serde::Serialize) -> Result<()> {
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {
-    let c = &a.common;
-    let vocab = prepare(c)?;
-    let columns = TsvColumns {
-        text_a: a.text_a.clone(),
-        text_b: a.text_b.clone(),
-        label: a.label_column.clone(),
+    let (common, loaded) = a.common.resolve("classify")?;
+    let c = &common;
+    let f = &loaded.file;
+    let text = |flag: &Option<String>, file: &Option<toml::Spanned<String>>| {
+        flag.clone()
+            .or_else(|| file.as_ref().map(|v| v.get_ref().clone()))
     };
-    let train = classify::read_tsv(&c.data_dir.join("train.tsv"), &columns)?;
-    let dev = classify::read_tsv(&c.data_dir.join("dev.tsv"), &columns)?;
-    let test_path = c.data_dir.join("test.tsv");
+    let columns = TsvColumns {
+        text_a: text(&a.text_a, &f.text_a).unwrap_or_else(|| "text_a".into()),
+        text_b: text(&a.text_b, &f.text_b),
+        label: text(&a.label_column, &f.label_column).unwrap_or_else(|| "label".into()),
+    };
+    let layout = a.task_name.or(loaded.task_name).unwrap_or(Layout::Tsv);
+    let vocab = prepare(c)?;
+    let train = layout.read(&layout.path(&c.data_dir, Part::Train), &columns)?;
+    let dev = layout.read(&layout.path(&c.data_dir, Part::Dev), &columns)?;
+    let test_path = layout.path(&c.data_dir, Part::Test);
     let test = if c.no_test || !test_path.exists() {
         None
     } else {
-        Some(classify::read_tsv(&test_path, &columns)?)
+        Some(layout.read(&test_path, &columns)?)
     };
-    let labels = LabelMap::from_training(&train)?;
+    let labels = match layout.fixed_labels() {
+        Some(names) => LabelMap::fixed(names, &train)?,
+        None => LabelMap::from_training(&train)?,
+    };
     write_labels(&c.output_dir, &labels.names)?;
     let enc = Encoder::new(
         vocab,
@@ -309,9 +388,19 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
             &mut log,
             &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
         )?;
-        let mut out = String::from("label\tprediction\ttext_a\n");
+        let pair = test.iter().any(|e| e.text_b.is_some());
+        let mut out = String::from(if pair {
+            "label\tprediction\ttext_a\ttext_b\n"
+        } else {
+            "label\tprediction\ttext_a\n"
+        });
         for (e, p) in test.iter().zip(pred) {
-            out.push_str(&format!("{}\t{}\t{}\n", e.label, labels.names[p], e.text_a));
+            out.push_str(&format!("{}\t{}\t{}", e.label, labels.names[p], e.text_a));
+            if pair {
+                out.push('\t');
+                out.push_str(e.text_b.as_deref().unwrap_or(""));
+            }
+            out.push('\n');
         }
         nezha_train::atomic::write_file(&c.output_dir.join("test_results.tsv"), out.as_bytes())?;
     }
@@ -334,7 +423,8 @@ fn read_ner(path: &Path) -> Result<Vec<ner::Sentence>> {
 }
 
 fn run_ner(a: &NerArgs) -> Result<()> {
-    let c = &a.common;
+    let (common, _) = a.common.resolve("ner")?;
+    let c = &common;
     let vocab = prepare(c)?;
     let train = read_ner(&c.data_dir.join("train.txt"))?;
     let dev = read_ner(&c.data_dir.join("dev.txt"))?;
@@ -429,7 +519,17 @@ fn read_mrc(path: &Path) -> Result<Vec<mrc::MrcExample>> {
 }
 
 fn run_mrc(a: &MrcArgs) -> Result<()> {
-    let c = &a.common;
+    let (common, loaded) = a.common.resolve("mrc")?;
+    let c = &common;
+    let f = &loaded.file;
+    let setting = |flag: Option<usize>, file: &Option<toml::Spanned<usize>>, default: usize| {
+        flag.or(file.as_ref().map(|v| *v.get_ref()))
+            .unwrap_or(default)
+    };
+    let doc_stride = setting(a.doc_stride, &f.doc_stride, 128);
+    let max_query_length = setting(a.max_query_length, &f.max_query_length, 64);
+    let n_best_size = setting(a.n_best_size, &f.n_best_size, 20);
+    let max_answer_length = setting(a.max_answer_length, &f.max_answer_length, 30);
     let vocab = prepare(c)?;
     let train = read_mrc(&c.data_dir.join("train.json"))?;
     let dev = read_mrc(&c.data_dir.join("dev.json"))?;
@@ -443,13 +543,13 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
         vocab,
         c.do_lower_case.unwrap_or(false),
         c.max_seq_length.unwrap_or(384),
-        a.doc_stride,
-        a.max_query_length,
+        doc_stride,
+        max_query_length,
     )?;
     let (tw, dw) = (w.windows(&train), w.windows(&dev));
     let search = AnswerSearch {
-        n_best_size: a.n_best_size,
-        max_answer_length: a.max_answer_length,
+        n_best_size,
+        max_answer_length,
     };
     let cfg = config(c, 16, 2);
     let mut model = build_model(c, Architecture::QuestionAnswering)?;

@@ -14,5 +14,6 @@ pub mod model;
 pub mod mrc;
 pub mod ner;
 pub mod step;
+pub mod task_file;
 
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};

@@ -211,3 +211,195 @@ pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
     }
     nezha_train::atomic::write_file(path, out.as_bytes())
 }
+
+/// Reads a JSON-lines file: one object per line with the text(s) and the
+/// label under the names in `columns`. A label may be a string or a number
+/// (written as its decimal text); blank lines are skipped.
+pub fn read_jsonl(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if py_strip(line).is_empty() {
+            continue;
+        }
+        let origin = format!("{}:{}", path.display(), i + 1);
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{origin}: not JSON ({e})"))?;
+        let Some(obj) = v.as_object() else {
+            bail!("{origin}: expected a JSON object, found {v}");
+        };
+        let field = |name: &str| -> Result<String> {
+            match obj.get(name) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                Some(serde_json::Value::Bool(b)) => Ok(b.to_string()),
+                Some(other) => {
+                    bail!("{origin}: {name:?} must be a string or a number, not {other}")
+                }
+                None => bail!("{origin}: no field {name:?}"),
+            }
+        };
+        out.push(Example {
+            text_a: field(&columns.text_a)?,
+            text_b: columns.text_b.as_deref().map(field).transpose()?,
+            label: field(&columns.label)?,
+            origin,
+        });
+    }
+    ensure!(!out.is_empty(), "{}: no records", path.display());
+    Ok(out)
+}
+
+/// The file layouts of the reference's `run_classifier.py` processors, plus
+/// the plain layouts with named columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `train.tsv`/`dev.tsv`/`test.tsv` with a header naming the columns.
+    Tsv,
+    /// `train.jsonl`/`dev.jsonl`/`test.jsonl`, fields named as the columns.
+    Jsonl,
+    /// `XnliProcessor`: `multinli/multinli.train.zh.tsv`, `dev.tsv`,
+    /// `test.tsv`; header line skipped; premise, hypothesis, label;
+    /// "contradictory" read as "contradiction"; labels fixed to
+    /// contradiction, entailment, neutral.
+    Xnli,
+    /// `LcqmcProcessor`: `train.tsv`/`dev.tsv`/`test.tsv`; header line
+    /// skipped; text_a, text_b, label; labels fixed to 0, 1.
+    Lcqmc,
+    /// `TextClfProcessor` (ChnSentiCorp): `label<TAB>text` per line, no
+    /// header in the reference's own files; a first line `label<TAB>text_a`
+    /// (the widely distributed ChnSentiCorp files) is taken as a header and
+    /// skipped. Labels are those of the training file, sorted.
+    Chnsenti,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Layout> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "tsv" => Layout::Tsv,
+            "jsonl" => Layout::Jsonl,
+            "xnli" => Layout::Xnli,
+            "lcqmc" => Layout::Lcqmc,
+            "chnsenti" | "chnsenticorp" | "text_clf" => Layout::Chnsenti,
+            _ => bail!("unknown task_name {s:?}: tsv, jsonl, xnli, lcqmc or chnsenti (text_clf)"),
+        })
+    }
+}
+
+/// Which part of a data set to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Dev,
+    Test,
+}
+
+impl Layout {
+    /// Where the reference looks for `part` under `data_dir`.
+    pub fn path(self, data_dir: &Path, part: Part) -> std::path::PathBuf {
+        let name = match part {
+            Part::Train => "train",
+            Part::Dev => "dev",
+            Part::Test => "test",
+        };
+        match (self, part) {
+            (Layout::Xnli, Part::Train) => data_dir.join("multinli").join("multinli.train.zh.tsv"),
+            (Layout::Jsonl, _) => data_dir.join(format!("{name}.jsonl")),
+            _ => data_dir.join(format!("{name}.tsv")),
+        }
+    }
+
+    /// The label list the reference fixes for this layout, if it does.
+    pub fn fixed_labels(self) -> Option<Vec<String>> {
+        let names: &[&str] = match self {
+            Layout::Xnli => &["contradiction", "entailment", "neutral"],
+            Layout::Lcqmc => &["0", "1"],
+            _ => return None,
+        };
+        Some(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Whether examples are sentence pairs.
+    pub fn is_pair(self, columns: &TsvColumns) -> bool {
+        match self {
+            Layout::Xnli | Layout::Lcqmc => true,
+            Layout::Chnsenti => false,
+            Layout::Tsv | Layout::Jsonl => columns.text_b.is_some(),
+        }
+    }
+
+    /// Reads one file in this layout (`columns` names the fields of the
+    /// plain layouts and is ignored by the reference's).
+    pub fn read(self, path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
+        match self {
+            Layout::Tsv => read_tsv(path, columns),
+            Layout::Jsonl => read_jsonl(path, columns),
+            Layout::Xnli => read_positional(path, |l| match l {
+                "contradictory" => "contradiction",
+                l => l,
+            }),
+            Layout::Lcqmc => read_positional(path, |l| l),
+            Layout::Chnsenti => read_chnsenti(path),
+        }
+    }
+}
+
+/// The reference's pair layouts: a header line (skipped), then exactly
+/// three tab-separated fields per row: text_a, text_b, label.
+fn read_positional(path: &Path, label_of: impl Fn(&str) -> &str) -> Result<Vec<Example>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let origin = format!("{}:{}", path.display(), i + 1);
+        let fields: Vec<&str> = line.split('\t').collect();
+        ensure!(
+            fields.len() == 3,
+            "{origin}: {} fields, this layout has 3 (text_a, text_b, label)",
+            fields.len()
+        );
+        out.push(Example {
+            text_a: fields[0].to_string(),
+            text_b: Some(fields[1].to_string()),
+            label: label_of(fields[2]).to_string(),
+            origin,
+        });
+    }
+    ensure!(!out.is_empty(), "{}: a header but no rows", path.display());
+    Ok(out)
+}
+
+/// ChnSentiCorp: `label<TAB>text` per line, an optional `label<TAB>text_a`
+/// header, surrounding whitespace stripped as the reference's
+/// `line.strip()`.
+fn read_chnsenti(path: &Path) -> Result<Vec<Example>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = py_strip(line);
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if i == 0 && fields.first() == Some(&"label") {
+            continue;
+        }
+        let origin = format!("{}:{}", path.display(), i + 1);
+        ensure!(
+            fields.len() == 2,
+            "{origin}: {} fields, ChnSentiCorp rows are label<TAB>text",
+            fields.len()
+        );
+        out.push(Example {
+            text_a: fields[1].to_string(),
+            text_b: None,
+            label: fields[0].to_string(),
+            origin,
+        });
+    }
+    ensure!(!out.is_empty(), "{}: no rows", path.display());
+    Ok(out)
+}

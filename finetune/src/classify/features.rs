@@ -35,6 +35,21 @@ impl LabelMap {
         Ok(LabelMap { names })
     }
 
+    /// A label list a task fixes (XNLI, LCQMC), in the reference's order;
+    /// the training data must then use only these labels.
+    pub fn fixed(names: Vec<String>, training: &[Example]) -> Result<LabelMap> {
+        let map = LabelMap { names };
+        if let Some(e) = training.iter().find(|e| map.id(&e.label).is_none()) {
+            bail!(
+                "{}: label {:?} is not one of the task's labels {:?}",
+                e.origin,
+                e.label,
+                map.names
+            );
+        }
+        Ok(map)
+    }
+
     pub fn id(&self, label: &str) -> Option<usize> {
         self.names.iter().position(|n| n == label)
     }
@@ -107,7 +122,13 @@ impl Encoder {
             );
         };
         let mut a = self.ids(&e.text_a);
-        let mut b = e.text_b.as_deref().map(|t| self.ids(t));
+        // The reference's `if tokens_b:`: a second text with no tokens
+        // makes a single-sentence input.
+        let mut b = e
+            .text_b
+            .as_deref()
+            .map(|t| self.ids(t))
+            .filter(|b| !b.is_empty());
         match &mut b {
             Some(b) => truncate_pair(&mut a, b, self.max_seq_length - 3),
             None => a.truncate(self.max_seq_length - 2),

@@ -5,6 +5,6 @@ pub mod data;
 pub mod features;
 pub mod train;
 
-pub use data::{read_lines, read_tsv, split, Example, Split, TsvColumns};
+pub use data::{read_jsonl, read_lines, read_tsv, split, Example, Layout, Part, Split, TsvColumns};
 pub use features::{Encoder, Features, LabelMap};
 pub use train::{evaluate, fine_tune, ClassifyConfig, EpochReport, Outcome, Scores};

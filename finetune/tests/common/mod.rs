@@ -50,6 +50,16 @@ pub fn tiny() -> NezhaConfig {
     }
 }
 
+/// [`tiny`] over the whole bert-base-chinese vocab (data/vocab.txt), for
+/// tests that tokenize real Chinese text.
+pub fn tiny_chinese() -> NezhaConfig {
+    NezhaConfig {
+        vocab_size: 21128,
+        num_hidden_layers: 1,
+        ..tiny()
+    }
+}
+
 pub fn model() -> NezhaForFinetuning {
     tch::manual_seed(1);
     NezhaForFinetuning::new(

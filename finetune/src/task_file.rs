@@ -1,0 +1,162 @@
+//! Task files: `nezha finetune <task> --config task.toml` reads the same
+//! settings as the flags from one `[classify]`, `[ner]` or `[mrc]` table,
+//! under the flags' names (`data_dir`, `learning_rate`, …). Relative paths
+//! are relative to the file. A flag given on the command line overrides the
+//! file. Mistakes are reported as `file:line:column: [task] key: …`, like
+//! the pipeline file's.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use nezha_stages::params::{line_col, Params};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::checkpoint::Format;
+use crate::classify::Layout;
+
+/// Every setting a task file may hold; which ones a task accepts is checked
+/// after parsing, so that a key of another task is named as such.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    pub data_dir: Option<String>,
+    pub vocab_file: Option<String>,
+    pub init_checkpoint: Option<String>,
+    pub init_format: Option<Spanned<String>>,
+    pub bert_config_file: Option<String>,
+    pub output_dir: Option<String>,
+    pub max_seq_length: Option<usize>,
+    pub train_batch_size: Option<usize>,
+    pub eval_batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub num_train_epochs: Option<usize>,
+    pub warmup_proportion: Option<f64>,
+    pub do_lower_case: Option<bool>,
+    pub seed: Option<u64>,
+    pub threads: Option<i32>,
+    pub no_test: Option<bool>,
+    // classify
+    pub task_name: Option<Spanned<String>>,
+    pub text_a: Option<Spanned<String>>,
+    pub text_b: Option<Spanned<String>>,
+    pub label_column: Option<Spanned<String>>,
+    // mrc
+    pub doc_stride: Option<Spanned<usize>>,
+    pub max_query_length: Option<Spanned<usize>>,
+    pub n_best_size: Option<Spanned<usize>>,
+    pub max_answer_length: Option<Spanned<usize>>,
+}
+
+/// A task file, parsed and checked for `task`, with the values that need
+/// their position resolved.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub file: TaskFile,
+    /// The file's directory, which relative paths are relative to.
+    pub base: PathBuf,
+    pub init_format: Option<Format>,
+    pub task_name: Option<Layout>,
+}
+
+impl Loaded {
+    /// A path setting, resolved against the file's directory.
+    pub fn path(&self, value: &Option<String>) -> Option<PathBuf> {
+        value.as_ref().map(|p| self.base.join(p))
+    }
+}
+
+/// Reads `path` as the task file of `task` (classify, ner or mrc).
+pub fn load(path: &Path, task: &str) -> Result<Loaded> {
+    let src = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the task file {}", path.display()))?;
+    let doc = DeTable::parse(&src).map_err(|e| {
+        let (line, col) = line_col(&src, e.span().map_or(0, |s| s.start));
+        anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+    })?;
+    let at = |span: std::ops::Range<usize>, message: String| {
+        let (line, col) = line_col(&src, span.start);
+        anyhow!("{}:{line}:{col}: {message}", path.display())
+    };
+    let mut section = None;
+    for (k, v) in doc.get_ref() {
+        let name = k.get_ref().as_ref();
+        if name == task && matches!(v.get_ref(), DeValue::Table(_)) {
+            section = Some(v);
+        } else {
+            return Err(at(
+                k.span(),
+                format!(
+                    "`{name}`: a task file for `nezha finetune {task}` holds one [{task}] table \
+                     and nothing else"
+                ),
+            ));
+        }
+    }
+    let Some(section) = section else {
+        return Err(at(0..0, format!("no [{task}] table")));
+    };
+    let params = Params::new(path, &src, task, section)?;
+    let file: TaskFile = params.parse()?;
+
+    let not_for = |key: &str, span: std::ops::Range<usize>, owner: &str| {
+        at(
+            span,
+            format!("[{task}] {key}: a setting of `nezha finetune {owner}`, not of {task}"),
+        )
+    };
+    if task != "classify" {
+        for (key, v) in [
+            ("task_name", &file.task_name),
+            ("text_a", &file.text_a),
+            ("text_b", &file.text_b),
+            ("label_column", &file.label_column),
+        ] {
+            if let Some(v) = v {
+                return Err(not_for(key, v.span(), "classify"));
+            }
+        }
+    }
+    if task != "mrc" {
+        for (key, v) in [
+            ("doc_stride", &file.doc_stride),
+            ("max_query_length", &file.max_query_length),
+            ("n_best_size", &file.n_best_size),
+            ("max_answer_length", &file.max_answer_length),
+        ] {
+            if let Some(v) = v {
+                return Err(not_for(key, v.span(), "mrc"));
+            }
+        }
+    }
+    let init_format = file
+        .init_format
+        .as_ref()
+        .map(|v| {
+            v.get_ref()
+                .parse::<Format>()
+                .map_err(|e| params.invalid(v, "init_format", e))
+        })
+        .transpose()?;
+    let task_name = file
+        .task_name
+        .as_ref()
+        .map(|v| {
+            v.get_ref()
+                .parse::<Layout>()
+                .map_err(|e| params.invalid(v, "task_name", e))
+        })
+        .transpose()?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok(Loaded {
+        file,
+        base,
+        init_format,
+        task_name,
+    })
+}
