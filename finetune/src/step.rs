@@ -2,6 +2,7 @@
 //! the schedule sized from the data, and one AdamWeightDecay update.
 
 use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nezha_train::optim::{clip_global_norm, AdamWeightDecay, Schedule};
 use tch::Tensor;
 
@@ -46,4 +47,30 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+/// The fine-tuning progress bar on stderr (drawn only on a terminal):
+/// steps, elapsed and remaining time, epoch and the last batch's loss.
+pub fn progress(total_steps: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30.cyan/blue} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Moves the bar to `step` and shows the epoch and `loss`.
+pub fn show(bar: &ProgressBar, step: u64, epoch: usize, epochs: usize, loss: &Tensor) {
+    bar.set_position(step);
+    if bar.is_hidden() {
+        return;
+    }
+    bar.set_message(format!(
+        "epoch {epoch}/{epochs} loss {:.4}",
+        loss.double_value(&[])
+    ));
 }

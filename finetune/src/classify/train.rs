@@ -215,6 +215,7 @@ pub fn fine_tune(
         cfg.warmup_proportion,
     )?;
     let total = schedule.total_steps;
+    let bar = crate::step::progress(total);
 
     let params = model.trainable();
     let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
@@ -248,6 +249,7 @@ pub fn fine_tune(
                 &mut step,
                 &mut skipped,
             )?;
+            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
         }
         let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
         let report = EpochReport {
@@ -266,7 +268,7 @@ pub fn fine_tune(
             let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
             best = Some((epoch, report.dev.accuracy, copy));
         }
-        on_epoch(&report)?;
+        bar.suspend(|| on_epoch(&report))?;
         reports.push(report);
     }
     let (best_epoch, _, weights) = best.expect("at least one epoch ran");
@@ -275,6 +277,7 @@ pub fn fine_tune(
             p.shallow_clone().copy_(w);
         }
     });
+    bar.finish_and_clear();
     Ok(Outcome {
         epochs: reports,
         best_epoch,

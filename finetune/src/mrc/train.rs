@@ -200,6 +200,7 @@ pub fn fine_tune(
         cfg.warmup_proportion,
     )?;
     let total = schedule.total_steps;
+    let bar = crate::step::progress(total);
 
     let params = model.trainable();
     let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
@@ -232,6 +233,7 @@ pub fn fine_tune(
                 &mut step,
                 &mut skipped,
             )?;
+            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
         }
         let (_, scores) = evaluate(model, dev.0, dev.1, search, cfg.eval_batch_size)?;
         let report = MrcEpochReport {
@@ -247,7 +249,7 @@ pub fn fine_tune(
             let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
             best = Some((epoch, report.dev.f1, copy));
         }
-        on_epoch(&report)?;
+        bar.suspend(|| on_epoch(&report))?;
         reports.push(report);
     }
     let (best_epoch, _, weights) = best.expect("at least one epoch ran");
@@ -256,6 +258,7 @@ pub fn fine_tune(
             p.shallow_clone().copy_(w);
         }
     });
+    bar.finish_and_clear();
     Ok(MrcOutcome {
         epochs: reports,
         best_epoch,

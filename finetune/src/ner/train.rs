@@ -208,6 +208,7 @@ pub fn fine_tune(
         cfg.warmup_proportion,
     )?;
     let total = schedule.total_steps;
+    let bar = crate::step::progress(total);
 
     let params = model.trainable();
     let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
@@ -239,6 +240,7 @@ pub fn fine_tune(
                 &mut step,
                 &mut skipped,
             )?;
+            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
         }
         let (_, scores) = evaluate(model, dev_sentences, dev, tags, cfg.eval_batch_size)?;
         let report = NerEpochReport {
@@ -257,7 +259,7 @@ pub fn fine_tune(
             let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
             best = Some((epoch, report.dev.entity.f1, copy));
         }
-        on_epoch(&report)?;
+        bar.suspend(|| on_epoch(&report))?;
         reports.push(report);
     }
     let (best_epoch, _, weights) = best.expect("at least one epoch ran");
@@ -266,6 +268,7 @@ pub fn fine_tune(
             p.shallow_clone().copy_(w);
         }
     });
+    bar.finish_and_clear();
     Ok(NerOutcome {
         epochs: reports,
         best_epoch,
