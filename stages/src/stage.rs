@@ -8,7 +8,17 @@ use crate::error::Result;
 ///
 /// A stage is plain data and plain functions: it knows nothing of threads
 /// or dataflows, so it is tested by calling `push` and `finish` directly.
-/// [`crate::operator`] runs it as a timely operator.
+/// [`crate::operator`] runs it as a timely operator, one per worker.
+///
+/// Users write their own stages against this trait without forking nezha:
+/// a builder that checks the stage's `[section]` and returns a
+/// [`crate::registry::Factory`] (one stage per worker), added by name with
+/// [`crate::registry::Step::add`] inside a function passed to
+/// [`crate::registry::install`]; `stages/example-tsv` is a complete crate
+/// doing so for an input format. An error returned from `push` or `finish`
+/// stops the whole run and becomes its one error message, so it should
+/// name the document (`Document::origin`) it is about. Stages that talk to
+/// other programs can use [`crate::command`] instead of Rust.
 pub trait Stage: Send + 'static {
     type In;
     type Out;
