@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Sentence classification as the reference's scripts/run_clf.sh, through
 # `nezha finetune classify` (seq 128, batch 32, 3 epochs, lr 3e-5 unless
-# set). DATA_DIR holds train.tsv, dev.tsv and optionally test.tsv with a
-# header naming the columns (label, text_a, and text_b for pairs: set
-# TEXT_B=text_b); the sentiment example writes such files.
+# set). TASK_NAME picks the file layout as the reference's --task_name:
+# xnli, lcqmc, chnsenti (text_clf), or tsv (the default: train.tsv,
+# dev.tsv and optionally test.tsv with a header naming the columns —
+# label, text_a, and text_b for pairs: set TEXT_B=text_b; the sentiment
+# example writes such files) or jsonl.
 #
 #   DATA_DIR=... VOCAB_FILE=... INIT_CHECKPOINT=... OUTPUT_DIR=... \
 #       scripts/run_downstream_classifier.sh [more nezha finetune classify flags]
@@ -23,6 +25,7 @@ extra=()
 [[ -n "${INIT_CHECKPOINT:-}" ]] && extra+=(--init_checkpoint "$INIT_CHECKPOINT")
 [[ -n "${BERT_CONFIG_FILE:-}" ]] && extra+=(--bert_config_file "$BERT_CONFIG_FILE")
 [[ -n "${TEXT_B:-}" ]] && extra+=(--text_b "$TEXT_B")
+[[ -n "${TASK_NAME:-}" ]] && extra+=(--task_name "$TASK_NAME")
 exec "$NEZHA" finetune classify \
     --data_dir "$DATA_DIR" \
     --vocab_file "$VOCAB_FILE" \

@@ -34,7 +34,7 @@ fn the_bundled_example_parses_with_its_paths_beside_it() {
     let t = load(&path, "classify").unwrap();
     assert_eq!(t.task_name, Some(Layout::Tsv));
     assert_eq!(t.file.learning_rate, Some(5e-4));
-    assert_eq!(t.file.num_train_epochs, Some(2));
+    assert_eq!(t.file.num_train_epochs, Some(8));
     let vocab = t.path(&t.file.vocab_file).unwrap();
     assert!(
         vocab.exists(),
