@@ -105,9 +105,12 @@ pub fn check_same_parameters(group: &ProcessGroup, params: &[(String, Tensor)]) 
     let limbs: Vec<i64> = (0..4)
         .map(|i| ((mine >> (16 * i)) & 0xffff) as i64)
         .collect();
-    let sums = Tensor::from_slice(&limbs);
+    // On the parameters' device: NCCL reduces CUDA tensors only.
+    let device = params.first().map_or(Device::Cpu, |(_, p)| p.device());
+    let sums = Tensor::from_slice(&limbs).to_device(device);
     group.all_reduce_sum(std::slice::from_ref(&sums))?;
-    let sums = Vec::<i64>::try_from(&sums).expect("an i64 tensor of 4 elements");
+    let sums =
+        Vec::<i64>::try_from(&sums.to_device(Device::Cpu)).expect("an i64 tensor of 4 elements");
     let n = group.world_size() as i64;
     if sums.iter().zip(&limbs).all(|(s, l)| *s == n * l) {
         return Ok(());
