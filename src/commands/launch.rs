@@ -316,6 +316,7 @@ pub struct LaunchArgs {
     /// Address of the machine with node rank 0 (rank 0 serves the store there).
     #[arg(long, default_value = "127.0.0.1")]
     pub master_addr: String,
+    /// Port of the rendezvous store rank 0 serves (torchrun's default).
     #[arg(long, default_value_t = DEFAULT_MASTER_PORT)]
     pub master_port: u16,
     /// Continue from the newest checkpoint (passed to every rank's `nezha run`).
