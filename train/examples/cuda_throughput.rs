@@ -112,7 +112,6 @@ fn main() -> Result<()> {
     for s in 0..3 {
         step(s, false)?;
     }
-    drop(step);
     if args.iter().any(|a| a == "--check-lamb") {
         check_fused_lamb(&model, &inputs, mode, &params, &mut lamb)?;
     }

@@ -58,7 +58,7 @@ impl AdamWeightDecay {
             let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
-            update_moments(&mut m, &mut v, &g, c)?;
+            update_moments(&mut m, &mut v, g, c)?;
             let decayed = w.copy();
             self.moments.scale_rows(&decayed, &self.decay)?;
             let update = &m / (v.sqrt() + c.epsilon) + decayed;

@@ -99,7 +99,7 @@ impl Lamb {
             let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
-            update_moments(&mut m, &mut v, &g, c)?;
+            update_moments(&mut m, &mut v, g, c)?;
             let mh = &m / bc1;
             let vh = &v / bc2;
             let norms = |x: &Tensor| self.moments.sums_of_squares(x).sqrt();
