@@ -1,20 +1,11 @@
 //! Bad input gets one clear message naming what is wrong and where, a
 //! non-zero exit, and no output file (not even a partial one).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn nezha(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nezha"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{nezha, root};
 
 /// Asserts failure with a message containing every `needle`, and that
 /// `dir` holds nothing but `keep`.

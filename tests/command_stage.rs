@@ -3,25 +3,15 @@
 //! with a clear error carrying its stderr, a non-zero exit, and no output
 //! file, not even a partial one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nezha_stages::tfrecord::decode_instance;
 use nezha_stages::tfrecord::open_records;
 use nezha_stages::Vocab;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn nezha(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nezha"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{nezha, root};
 
 /// A corpus where every third line is spam (an English word the vocab
 /// knows, so it would show up among the tokens).

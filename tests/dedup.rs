@@ -2,20 +2,11 @@
 //! those, whatever the number of workers, and the run says how many.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn nezha(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nezha"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{nezha, root};
 
 /// Document `n` of the corpus: three sentences nobody else has.
 fn doc(n: usize) -> Vec<String> {
