@@ -51,6 +51,9 @@ pub fn link_libtorch() {
             if cuda && std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
                 println!("cargo:rustc-link-search=native={lib}");
                 println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+                // NVRTC, which the fused optimizer kernels load at run
+                // time, ships beside torch in the wheel's nvidia/cu13/lib.
+                println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}/../../nvidia/cu13/lib");
             }
         }
         None => println!(

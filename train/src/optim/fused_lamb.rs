@@ -119,6 +119,17 @@ impl FusedLamb {
         let tch::Device::Cuda(ordinal) = device else {
             anyhow::bail!("the fused LAMB kernels need a CUDA device, not {device:?}");
         };
+        // cudarc panics on a library it cannot load; ask first.
+        // SAFETY: these only try to open the shared libraries.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            anyhow::bail!("fused LAMB: the NVIDIA driver library (libcuda.so) cannot be loaded");
+        }
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            anyhow::bail!(
+                "fused LAMB: NVRTC (libnvrtc.so.13, in the torch wheel's nvidia/cu13/lib) \
+                 cannot be loaded; put that directory on LD_LIBRARY_PATH"
+            );
+        }
         let ctx = CudaContext::new(ordinal).context("CUDA driver (libcuda) for fused LAMB")?;
         let ptx = cudarc::nvrtc::compile_ptx(SOURCE)
             .map_err(|e| anyhow::anyhow!("compiling the fused LAMB kernels with NVRTC: {e:?}"))?;
