@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod classify;
 pub mod cli;
+pub mod epochs;
 pub mod heads;
 pub mod metrics;
 pub mod model;

@@ -15,15 +15,11 @@
 //! relative positions depend only on distances, so real positions compute
 //! the same values, at a fraction of the cost on a CPU.
 
-use std::time::Instant;
-
 use anyhow::{ensure, Result};
 use nezha_train::model::Mode;
-use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
 use serde::Serialize;
 use tch::{Device, Tensor};
 
-use super::data::shuffle;
 use super::features::Features;
 use crate::heads::classification::classification_loss;
 use crate::metrics::{accuracy, macro_f1};
@@ -67,28 +63,10 @@ pub struct Scores {
 }
 
 /// What one epoch did, for the metrics log.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EpochReport {
-    /// 1-based.
-    pub epoch: usize,
-    /// Optimizer updates applied so far.
-    pub global_step: u64,
-    /// Updates skipped because a gradient was not finite.
-    pub skipped_steps: u64,
-    /// Mean training loss over the epoch's batches.
-    pub train_loss: f64,
-    pub learning_rate: f64,
-    pub dev: Scores,
-    pub seconds: f64,
-}
+pub type EpochReport = crate::epochs::EpochReport<Scores>;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Outcome {
-    pub epochs: Vec<EpochReport>,
-    /// The epoch whose weights the model now holds (best dev accuracy,
-    /// earliest on ties).
-    pub best_epoch: usize,
-}
+/// The epochs run; the model holds the weights of the best dev accuracy.
+pub type Outcome = crate::epochs::Outcome<Scores>;
 
 /// Pads a batch to its longest example: `(input_ids, input_mask,
 /// segment_ids, labels)`.
@@ -135,13 +113,6 @@ fn logits(
     }
 }
 
-/// The dropout seed of the `batch`-th training batch.
-fn batch_seed(seed: u64, batch: u64) -> i64 {
-    let mut z = seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (z ^ (z >> 31)) as i64
-}
-
 /// Predicted label ids and scores (eval mode, no dropout).
 pub fn evaluate(
     model: &NezhaForFinetuning,
@@ -183,21 +154,6 @@ pub fn fine_tune(
     cfg: &ClassifyConfig,
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Outcome> {
-    ensure!(
-        cfg.batch_size > 0 && cfg.epochs > 0,
-        "batch_size and epochs must be positive"
-    );
-    ensure!(
-        train.len() >= cfg.batch_size,
-        "{} training examples do not fill one batch of {}",
-        train.len(),
-        cfg.batch_size
-    );
-    ensure!(
-        (0.0..1.0).contains(&cfg.warmup_proportion),
-        "warmup_proportion {} must be in [0, 1)",
-        cfg.warmup_proportion
-    );
     let k = model.architecture.num_labels().unwrap_or(0) as usize;
     if let Some(bad) = train.iter().chain(dev).find(|f| f.label >= k) {
         anyhow::bail!(
@@ -205,81 +161,23 @@ pub fn fine_tune(
             bad.label
         );
     }
-    // The reference: num_train_steps = int(len(train) / batch * epochs),
-    // batches drop their remainder.
-    let (schedule, steps_per_epoch) = crate::step::schedule(
-        train.len(),
-        cfg.batch_size,
-        cfg.epochs,
-        cfg.learning_rate,
-        cfg.warmup_proportion,
-    )?;
-    let total = schedule.total_steps;
-    let bar = crate::step::progress(total);
-
-    let params = model.trainable();
-    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
-    let mut batches = 0u64;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut step, mut skipped) = (0u64, 0u64);
-    let mut reports = Vec::new();
-    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
-    for epoch in 1..=cfg.epochs {
-        let started = Instant::now();
-        shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
-        let mut loss_sum = 0.0;
-        for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
-            if step >= total {
-                break;
-            }
-            let refs: Vec<&Features> = b.iter().map(|&i| &train[i]).collect();
-            let t = batch_tensors(&refs, model.device());
-            // Dropout masks are a function of (seed, batch), whatever ran
-            // before on libtorch's global generator.
-            tch::manual_seed(batch_seed(cfg.seed, batches));
-            batches += 1;
-            let loss = classification_loss(&logits(model, &t, Mode::train())?, &t.3);
-            loss.backward();
-            loss_sum += loss.double_value(&[]);
-            crate::step::apply(
-                &params,
-                &mut optimizer,
-                &schedule,
-                cfg.max_grad_norm,
-                &mut step,
-                &mut skipped,
-            )?;
-            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
-        }
-        let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
-        let report = EpochReport {
-            epoch,
-            global_step: step,
-            skipped_steps: skipped,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            learning_rate: schedule.lr(step),
-            dev: scores,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        if best
-            .as_ref()
-            .is_none_or(|(_, acc, _)| report.dev.accuracy > *acc)
-        {
-            let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
-            best = Some((epoch, report.dev.accuracy, copy));
-        }
-        bar.suspend(|| on_epoch(&report))?;
-        reports.push(report);
-    }
-    let (best_epoch, _, weights) = best.expect("at least one epoch ran");
-    tch::no_grad(|| {
-        for ((_, p), w) in params.iter().zip(&weights) {
-            p.shallow_clone().copy_(w);
-        }
-    });
-    bar.finish_and_clear();
-    Ok(Outcome {
-        epochs: reports,
-        best_epoch,
-    })
+    crate::epochs::fine_tune(
+        model,
+        train,
+        "training examples",
+        cfg,
+        |model, batch| {
+            let t = batch_tensors(batch, model.device());
+            Ok(classification_loss(
+                &logits(model, &t, Mode::train())?,
+                &t.3,
+            ))
+        },
+        |model| {
+            let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
+            let accuracy = scores.accuracy;
+            Ok((scores, accuracy))
+        },
+        &mut on_epoch,
+    )
 }

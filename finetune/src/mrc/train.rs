@@ -6,11 +6,8 @@
 //! example's windows) and scored with CMRC 2018's EM/F1 after every epoch,
 //! the best epoch by F1 kept.
 
-use std::time::Instant;
-
 use anyhow::{ensure, Result};
 use nezha_train::model::Mode;
-use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
 use serde::Serialize;
 use tch::{Device, Tensor};
 
@@ -18,7 +15,6 @@ use super::data::MrcExample;
 use super::metric::em_f1;
 use super::nbest::n_best;
 use super::windows::Window;
-use crate::classify::data::shuffle;
 use crate::classify::ClassifyConfig;
 use crate::heads::question_answering::span_loss;
 use crate::model::{HeadOutput, NezhaForFinetuning};
@@ -48,23 +44,11 @@ pub struct MrcScores {
     pub examples: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MrcEpochReport {
-    pub epoch: usize,
-    pub global_step: u64,
-    pub skipped_steps: u64,
-    pub train_loss: f64,
-    pub learning_rate: f64,
-    pub dev: MrcScores,
-    pub seconds: f64,
-}
+/// What one epoch did, for the metrics log.
+pub type MrcEpochReport = crate::epochs::EpochReport<MrcScores>;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MrcOutcome {
-    pub epochs: Vec<MrcEpochReport>,
-    /// Best dev F1, earliest on ties.
-    pub best_epoch: usize,
-}
+/// The epochs run; the model holds the weights of the best dev F1.
+pub type MrcOutcome = crate::epochs::Outcome<MrcScores>;
 
 fn pad_to(x: &[i64], pad: usize) -> impl Iterator<Item = i64> + '_ {
     x.iter().copied().chain(std::iter::repeat_n(0, pad))
@@ -103,12 +87,6 @@ fn logits(model: &NezhaForFinetuning, b: &[Tensor; 6], mode: Mode) -> Result<(Te
         HeadOutput::Span(s, e) => Ok((s, e)),
         _ => anyhow::bail!("the model does not have a question-answering head"),
     }
-}
-
-fn batch_seed(seed: u64, batch: u64) -> i64 {
-    let mut z = seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (z ^ (z >> 31)) as i64
 }
 
 /// The best answer of every example and the CMRC scores (eval mode).
@@ -177,90 +155,21 @@ pub fn fine_tune(
     cfg: &ClassifyConfig,
     mut on_epoch: impl FnMut(&MrcEpochReport) -> Result<()>,
 ) -> Result<MrcOutcome> {
-    ensure!(
-        cfg.batch_size > 0 && cfg.epochs > 0,
-        "batch_size and epochs must be positive"
-    );
-    ensure!(
-        train.len() >= cfg.batch_size,
-        "{} training windows do not fill one batch of {}",
-        train.len(),
-        cfg.batch_size
-    );
-    ensure!(
-        (0.0..1.0).contains(&cfg.warmup_proportion),
-        "warmup_proportion {} must be in [0, 1)",
-        cfg.warmup_proportion
-    );
-    let (schedule, steps_per_epoch) = crate::step::schedule(
-        train.len(),
-        cfg.batch_size,
-        cfg.epochs,
-        cfg.learning_rate,
-        cfg.warmup_proportion,
-    )?;
-    let total = schedule.total_steps;
-    let bar = crate::step::progress(total);
-
-    let params = model.trainable();
-    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
-    let mut batches = 0u64;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut step, mut skipped) = (0u64, 0u64);
-    let mut reports = Vec::new();
-    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
-    for epoch in 1..=cfg.epochs {
-        let started = Instant::now();
-        shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
-        let mut loss_sum = 0.0;
-        for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
-            if step >= total {
-                break;
-            }
-            let refs: Vec<&Window> = b.iter().map(|&i| &train[i]).collect();
-            let t = batch_tensors(&refs, model.device());
-            tch::manual_seed(batch_seed(cfg.seed, batches));
-            batches += 1;
+    crate::epochs::fine_tune(
+        model,
+        train,
+        "training windows",
+        cfg,
+        |model, batch| {
+            let t = batch_tensors(batch, model.device());
             let (s, e) = logits(model, &t, Mode::train())?;
-            let loss = span_loss(&s, &e, &t[4], &t[5]);
-            loss.backward();
-            loss_sum += loss.double_value(&[]);
-            crate::step::apply(
-                &params,
-                &mut optimizer,
-                &schedule,
-                cfg.max_grad_norm,
-                &mut step,
-                &mut skipped,
-            )?;
-            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
-        }
-        let (_, scores) = evaluate(model, dev.0, dev.1, search, cfg.eval_batch_size)?;
-        let report = MrcEpochReport {
-            epoch,
-            global_step: step,
-            skipped_steps: skipped,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            learning_rate: schedule.lr(step),
-            dev: scores,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        if best.as_ref().is_none_or(|(_, f, _)| report.dev.f1 > *f) {
-            let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
-            best = Some((epoch, report.dev.f1, copy));
-        }
-        bar.suspend(|| on_epoch(&report))?;
-        reports.push(report);
-    }
-    let (best_epoch, _, weights) = best.expect("at least one epoch ran");
-    tch::no_grad(|| {
-        for ((_, p), w) in params.iter().zip(&weights) {
-            p.shallow_clone().copy_(w);
-        }
-    });
-    bar.finish_and_clear();
-    Ok(MrcOutcome {
-        epochs: reports,
-        best_epoch,
-    })
+            Ok(span_loss(&s, &e, &t[4], &t[5]))
+        },
+        |model| {
+            let (_, scores) = evaluate(model, dev.0, dev.1, search, cfg.eval_batch_size)?;
+            let f1 = scores.f1;
+            Ok((scores, f1))
+        },
+        &mut on_epoch,
+    )
 }

@@ -11,18 +11,14 @@
 //! reproduced (the sum over padding also only teaches the model to predict
 //! the padding label where it never has to).
 
-use std::time::Instant;
-
 use anyhow::{ensure, Result};
 use nezha_train::model::Mode;
-use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
 use serde::Serialize;
 use tch::{Device, Tensor};
 
 use super::data::Sentence;
 use super::features::{char_tags, TagFeatures, TagMap, SPECIAL_TAGS};
 use super::token_metric::{token_scores, TokenScores};
-use crate::classify::data::shuffle;
 use crate::classify::ClassifyConfig;
 use crate::heads::token_classification::{token_loss_mean, IGNORE_LABEL};
 use crate::metrics::{entity_scores, EntityScores};
@@ -50,23 +46,11 @@ pub struct NerScores {
     pub sentences: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NerEpochReport {
-    pub epoch: usize,
-    pub global_step: u64,
-    pub skipped_steps: u64,
-    pub train_loss: f64,
-    pub learning_rate: f64,
-    pub dev: NerScores,
-    pub seconds: f64,
-}
+/// What one epoch did, for the metrics log.
+pub type NerEpochReport = crate::epochs::EpochReport<NerScores>;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NerOutcome {
-    pub epochs: Vec<NerEpochReport>,
-    /// Best dev entity F1, earliest on ties.
-    pub best_epoch: usize,
-}
+/// The epochs run; the model holds the weights of the best dev entity F1.
+pub type NerOutcome = crate::epochs::Outcome<NerScores>;
 
 /// `(input_ids, input_mask, segment_ids, tag_ids)`, padded to the longest;
 /// padding is labelled [`IGNORE_LABEL`].
@@ -106,12 +90,6 @@ fn logits(
         HeadOutput::Token(l) => Ok(l),
         _ => anyhow::bail!("the model does not have a token classification head"),
     }
-}
-
-fn batch_seed(seed: u64, batch: u64) -> i64 {
-    let mut z = seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (z ^ (z >> 31)) as i64
 }
 
 /// Predicted per-character tags of every sentence, and the scores.
@@ -179,98 +157,26 @@ pub fn fine_tune(
     cfg: &ClassifyConfig,
     mut on_epoch: impl FnMut(&NerEpochReport) -> Result<()>,
 ) -> Result<NerOutcome> {
-    ensure!(
-        cfg.batch_size > 0 && cfg.epochs > 0,
-        "batch_size and epochs must be positive"
-    );
-    ensure!(
-        train.len() >= cfg.batch_size,
-        "{} training sentences do not fill one batch of {}",
-        train.len(),
-        cfg.batch_size
-    );
-    ensure!(
-        (0.0..1.0).contains(&cfg.warmup_proportion),
-        "warmup_proportion {} must be in [0, 1)",
-        cfg.warmup_proportion
-    );
     let k = model.architecture.num_labels().unwrap_or(0);
     ensure!(
         k == tags.len() as i64,
         "the model tags {k} labels, the data {}",
         tags.len()
     );
-    let (schedule, steps_per_epoch) = crate::step::schedule(
-        train.len(),
-        cfg.batch_size,
-        cfg.epochs,
-        cfg.learning_rate,
-        cfg.warmup_proportion,
-    )?;
-    let total = schedule.total_steps;
-    let bar = crate::step::progress(total);
-
-    let params = model.trainable();
-    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
-    let mut batches = 0u64;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut step, mut skipped) = (0u64, 0u64);
-    let mut reports = Vec::new();
-    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
-    for epoch in 1..=cfg.epochs {
-        let started = Instant::now();
-        shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
-        let mut loss_sum = 0.0;
-        for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
-            if step >= total {
-                break;
-            }
-            let refs: Vec<&TagFeatures> = b.iter().map(|&i| &train[i]).collect();
-            let t = batch_tensors(&refs, model.device());
-            tch::manual_seed(batch_seed(cfg.seed, batches));
-            batches += 1;
-            let loss = token_loss_mean(&logits(model, &t, Mode::train())?, &t.3);
-            loss.backward();
-            loss_sum += loss.double_value(&[]);
-            crate::step::apply(
-                &params,
-                &mut optimizer,
-                &schedule,
-                cfg.max_grad_norm,
-                &mut step,
-                &mut skipped,
-            )?;
-            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
-        }
-        let (_, scores) = evaluate(model, dev_sentences, dev, tags, cfg.eval_batch_size)?;
-        let report = NerEpochReport {
-            epoch,
-            global_step: step,
-            skipped_steps: skipped,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            learning_rate: schedule.lr(step),
-            dev: scores,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        if best
-            .as_ref()
-            .is_none_or(|(_, f, _)| report.dev.entity.f1 > *f)
-        {
-            let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
-            best = Some((epoch, report.dev.entity.f1, copy));
-        }
-        bar.suspend(|| on_epoch(&report))?;
-        reports.push(report);
-    }
-    let (best_epoch, _, weights) = best.expect("at least one epoch ran");
-    tch::no_grad(|| {
-        for ((_, p), w) in params.iter().zip(&weights) {
-            p.shallow_clone().copy_(w);
-        }
-    });
-    bar.finish_and_clear();
-    Ok(NerOutcome {
-        epochs: reports,
-        best_epoch,
-    })
+    crate::epochs::fine_tune(
+        model,
+        train,
+        "training sentences",
+        cfg,
+        |model, batch| {
+            let t = batch_tensors(batch, model.device());
+            Ok(token_loss_mean(&logits(model, &t, Mode::train())?, &t.3))
+        },
+        |model| {
+            let (_, scores) = evaluate(model, dev_sentences, dev, tags, cfg.eval_batch_size)?;
+            let f1 = scores.entity.f1;
+            Ok((scores, f1))
+        },
+        &mut on_epoch,
+    )
 }

@@ -1,0 +1,152 @@
+//! The epoch loop every fine-tuning task shares, as the reference's
+//! `run_*.py` scripts train: the example order reshuffled each epoch, one
+//! AdamWeightDecay update per batch ([`crate::step`]), dev evaluated after
+//! each epoch, and — as `read_tf_events.py` picks the best dev checkpoint —
+//! the best epoch's weights what the model holds at the end. A task brings
+//! its batch loss and its dev evaluation.
+//!
+//! Dropout masks are drawn from libtorch's generator seeded per batch from
+//! the config's seed, so a run is reproducible.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
+use serde::Serialize;
+use tch::Tensor;
+
+use crate::classify::data::shuffle;
+use crate::classify::ClassifyConfig;
+use crate::model::NezhaForFinetuning;
+
+/// What one epoch did, for the metrics log; `dev` is the task's scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochReport<D> {
+    /// 1-based.
+    pub epoch: usize,
+    /// Optimizer updates applied so far.
+    pub global_step: u64,
+    /// Updates skipped because a gradient was not finite.
+    pub skipped_steps: u64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    pub dev: D,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome<D> {
+    pub epochs: Vec<EpochReport<D>>,
+    /// The epoch whose weights the model now holds (best dev score,
+    /// earliest on ties).
+    pub best_epoch: usize,
+}
+
+/// The dropout seed of the `batch`-th training batch.
+fn batch_seed(seed: u64, batch: u64) -> i64 {
+    let mut z = seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (z ^ (z >> 31)) as i64
+}
+
+/// Trains on `train` (`what` names its items in errors) with `loss` of a
+/// batch in training mode; after each epoch `evaluate` gives the dev
+/// scores and the number that picks the best epoch, and `on_epoch` sees
+/// the report.
+pub fn fine_tune<T, D>(
+    model: &mut NezhaForFinetuning,
+    train: &[T],
+    what: &str,
+    cfg: &ClassifyConfig,
+    loss: impl Fn(&NezhaForFinetuning, &[&T]) -> Result<Tensor>,
+    evaluate: impl Fn(&NezhaForFinetuning) -> Result<(D, f64)>,
+    mut on_epoch: impl FnMut(&EpochReport<D>) -> Result<()>,
+) -> Result<Outcome<D>> {
+    ensure!(
+        cfg.batch_size > 0 && cfg.epochs > 0,
+        "batch_size and epochs must be positive"
+    );
+    ensure!(
+        train.len() >= cfg.batch_size,
+        "{} {what} do not fill one batch of {}",
+        train.len(),
+        cfg.batch_size
+    );
+    ensure!(
+        (0.0..1.0).contains(&cfg.warmup_proportion),
+        "warmup_proportion {} must be in [0, 1)",
+        cfg.warmup_proportion
+    );
+    let (schedule, steps_per_epoch) = crate::step::schedule(
+        train.len(),
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.learning_rate,
+        cfg.warmup_proportion,
+    )?;
+    let total = schedule.total_steps;
+    let bar = crate::step::progress(total);
+
+    let params = model.trainable();
+    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
+    let mut batches = 0u64;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut step, mut skipped) = (0u64, 0u64);
+    let mut reports = Vec::new();
+    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
+        let mut loss_sum = 0.0;
+        for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
+            if step >= total {
+                break;
+            }
+            let batch: Vec<&T> = b.iter().map(|&i| &train[i]).collect();
+            // Dropout masks are a function of (seed, batch), whatever ran
+            // before on libtorch's global generator.
+            tch::manual_seed(batch_seed(cfg.seed, batches));
+            batches += 1;
+            let loss = loss(model, &batch)?;
+            loss.backward();
+            loss_sum += loss.double_value(&[]);
+            crate::step::apply(
+                &params,
+                &mut optimizer,
+                &schedule,
+                cfg.max_grad_norm,
+                &mut step,
+                &mut skipped,
+            )?;
+            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
+        }
+        let (dev, score) = evaluate(model)?;
+        let report = EpochReport {
+            epoch,
+            global_step: step,
+            skipped_steps: skipped,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            learning_rate: schedule.lr(step),
+            dev,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+            let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
+            best = Some((epoch, score, copy));
+        }
+        bar.suspend(|| on_epoch(&report))?;
+        reports.push(report);
+    }
+    let (best_epoch, _, weights) = best.expect("at least one epoch ran");
+    tch::no_grad(|| {
+        for ((_, p), w) in params.iter().zip(&weights) {
+            p.shallow_clone().copy_(w);
+        }
+    });
+    bar.finish_and_clear();
+    Ok(Outcome {
+        epochs: reports,
+        best_epoch,
+    })
+}
