@@ -37,9 +37,18 @@ enum Command {
     #[command(name = "create_pretraining_data", args_override_self = true)]
     CreatePretrainingData(commands::create_pretraining_data::Flags),
     /// Fine-tune a pretrained NEZHA on a downstream task.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        override_usage = "nezha finetune <classify|ner|mrc> [FLAGS]\n       nezha finetune --config TASK.toml"
+    )]
     Finetune {
+        /// A task file alone: its one [classify], [ner] or [mrc] table names
+        /// the task and holds the settings.
+        #[arg(long, required = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
-        task: nezha_finetune::cli::FinetuneCommand,
+        task: Option<Box<nezha_finetune::cli::FinetuneCommand>>,
     },
     /// Convert weights between TensorFlow checkpoints, Hugging Face
     /// directories and nezha's safetensors.
@@ -78,7 +87,13 @@ fn main() -> ExitCode {
         Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
         Command::Vocab(args) => commands::vocab::run(args),
         Command::Convert(args) => commands::convert::run(args),
-        Command::Finetune { task } => nezha_finetune::cli::run(task),
+        Command::Finetune { config, task } => match (task, config) {
+            (Some(task), _) => nezha_finetune::cli::run(task),
+            (None, Some(file)) => {
+                nezha_finetune::cli::from_task_file(file).and_then(|t| nezha_finetune::cli::run(&t))
+            }
+            (None, None) => unreachable!("clap requires --config or a task"),
+        },
         Command::Inspect { file, vocab, show } => {
             commands::inspect::run(file, vocab.as_ref(), *show)
         }

@@ -237,6 +237,21 @@ pub fn run(cmd: &FinetuneCommand) -> Result<()> {
     }
 }
 
+/// The command a task file alone describes (`nezha finetune --config
+/// task.toml`): its table names the task, every setting comes from the file.
+pub fn from_task_file(path: &Path) -> Result<FinetuneCommand> {
+    use clap::{FromArgMatches, Subcommand};
+    let task = task_file::task_of(path)?;
+    let command = FinetuneCommand::augment_subcommands(clap::Command::new("finetune"));
+    let matches = command.try_get_matches_from([
+        "finetune".as_ref(),
+        task.as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ])?;
+    Ok(FinetuneCommand::from_arg_matches(&matches)?)
+}
+
 fn config(c: &Common, batch: usize, epochs: usize) -> ClassifyConfig {
     ClassifyConfig {
         batch_size: c.train_batch_size.unwrap_or(batch),

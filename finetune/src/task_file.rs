@@ -67,14 +67,53 @@ impl Loaded {
     }
 }
 
+/// The task a task file is for: the name of its one table, so that
+/// `nezha finetune --config task.toml` needs no task on the command line.
+pub fn task_of(path: &Path) -> Result<&'static str> {
+    let src = read(path)?;
+    let doc = parse(path, &src)?;
+    let mut keys: Vec<_> = doc.get_ref().iter().map(|(k, _)| k).collect();
+    keys.sort_by_key(|k| k.span().start);
+    let task = keys
+        .first()
+        .and_then(|k| TASKS.iter().find(|t| **t == k.get_ref().as_ref()));
+    // The first key that is not the one task table: a stray key, or a second table.
+    let stray = if task.is_some() {
+        keys.get(1)
+    } else {
+        keys.first()
+    };
+    if let Some(k) = stray {
+        let (line, col) = line_col(&src, k.span().start);
+        return Err(anyhow!(
+            "{}:{line}:{col}: `{}`: a task file holds one [classify], [ner] or [mrc] table \
+             and nothing else",
+            path.display(),
+            k.get_ref()
+        ));
+    }
+    task.copied()
+        .ok_or_else(|| anyhow!("{}: no [classify], [ner] or [mrc] table", path.display()))
+}
+
+const TASKS: [&str; 3] = ["classify", "ner", "mrc"];
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading the task file {}", path.display()))
+}
+
+fn parse<'a>(path: &Path, src: &'a str) -> Result<Spanned<DeTable<'a>>> {
+    DeTable::parse(src).map_err(|e| {
+        let (line, col) = line_col(src, e.span().map_or(0, |s| s.start));
+        anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+    })
+}
+
 /// Reads `path` as the task file of `task` (classify, ner or mrc).
 pub fn load(path: &Path, task: &str) -> Result<Loaded> {
-    let src = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the task file {}", path.display()))?;
-    let doc = DeTable::parse(&src).map_err(|e| {
-        let (line, col) = line_col(&src, e.span().map_or(0, |s| s.start));
-        anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
-    })?;
+    let src = read(path)?;
+    let doc = parse(path, &src)?;
     let at = |span: std::ops::Range<usize>, message: String| {
         let (line, col) = line_col(&src, span.start);
         anyhow!("{}:{line}:{col}: {message}", path.display())

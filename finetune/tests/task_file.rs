@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use nezha_finetune::checkpoint::Format;
 use nezha_finetune::classify::Layout;
-use nezha_finetune::cli::{run, FinetuneCommand};
-use nezha_finetune::task_file::load;
+use nezha_finetune::cli::{from_task_file, run, FinetuneCommand};
+use nezha_finetune::task_file::{load, task_of};
 
 #[derive(Parser)]
 struct Top {
@@ -179,4 +179,30 @@ fn a_task_file_runs_and_flags_override_it() {
 
     // Without --config the three paths are required flags.
     assert!(Top::try_parse_from(["f", "classify", "--data_dir", "x"]).is_err());
+}
+
+#[test]
+fn the_table_names_the_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let file = |src: &str| write(d, "t.toml", src);
+
+    let ner = file("[ner]\ndata_dir = \"d\"\nvocab_file = \"v\"\noutput_dir = \"o\"\n");
+    assert_eq!(task_of(&ner).unwrap(), "ner");
+    match from_task_file(&ner).unwrap() {
+        FinetuneCommand::Ner(a) => assert_eq!(a.common.config.as_deref(), Some(ner.as_path())),
+        other => panic!("{other:?}"),
+    }
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/sentiment.toml");
+    assert!(matches!(
+        from_task_file(&bundled).unwrap(),
+        FinetuneCommand::Classify(_)
+    ));
+
+    let e = err(task_of(&file("[ner]\nseed = 1\n[mrc]\nseed = 2\n")));
+    assert!(e.contains("t.toml:3:2: `mrc`"), "{e}");
+    let e = err(task_of(&file("seed = 1\n")));
+    assert!(e.contains("t.toml:1:1: `seed`"), "{e}");
+    let e = err(task_of(&file("# nothing\n")));
+    assert!(e.contains("no [classify], [ner] or [mrc] table"), "{e}");
 }
