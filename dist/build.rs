@@ -80,7 +80,12 @@ fn main() {
                 .to_str()
                 .expect("utf-8 path"),
         )
-        .files(["shim/store.cpp", "shim/gloo.cpp", "shim/collectives.cpp"]);
+        .files([
+            "shim/store.cpp",
+            "shim/gloo.cpp",
+            "shim/collectives.cpp",
+            "shim/hooks.cpp",
+        ]);
 
     // /usr/include is searched already; naming it again with -isystem would
     // break libstdc++'s #include_next.

@@ -16,6 +16,13 @@ pub(crate) struct RawGroup {
 pub(crate) struct RawWork {
     _private: [u8; 0],
 }
+#[repr(C)]
+pub(crate) struct RawHooks {
+    _private: [u8; 0],
+}
+
+/// Called with the index of a parameter once backward added its gradient.
+pub(crate) type ReadyFn = extern "C" fn(ctx: *mut std::ffi::c_void, index: i64);
 
 extern "C" {
     pub(crate) fn nezha_dist_free_string(s: *mut c_char);
@@ -96,6 +103,16 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     pub(crate) fn nezha_work_free(work: *mut RawWork);
+
+    pub(crate) fn nezha_hooks_register(
+        params: *const *const C_tensor,
+        count: i64,
+        ready: ReadyFn,
+        ctx: *mut std::ffi::c_void,
+        out: *mut *mut RawHooks,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    pub(crate) fn nezha_hooks_free(hooks: *mut RawHooks);
 }
 
 /// Runs one shim call and turns its error convention into `Err(message)`.

@@ -19,17 +19,19 @@
 //! # }
 //! ```
 
-mod average;
 mod collectives;
 mod error;
 mod ffi;
 mod group;
 mod heartbeat;
+mod parameters;
+mod reducer;
 mod store;
 
-pub use average::{average_gradients, check_same_parameters, DEFAULT_BUCKET_BYTES};
 pub use collectives::Pending;
 pub use error::{Error, Result};
 pub use group::{Backend, GlooDevice, ProcessGroup};
 pub use heartbeat::{Beat, Diagnosis, Heartbeat};
+pub use parameters::check_same_parameters;
+pub use reducer::{Reducer, DEFAULT_BUCKET_BYTES};
 pub use store::Store;

@@ -5,38 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{report, role, Ranks, Role};
-use nezha_dist::{GlooDevice, ProcessGroup, Store};
+use common::{report, role};
+use nezha_dist::{ProcessGroup, Store};
 use tch::{Kind, Tensor};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn join(role: &Role) -> (Store, ProcessGroup) {
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        role.world_size,
-        role.rank == 0,
-        TIMEOUT,
-    )
-    .unwrap();
-    let device = GlooDevice::Hostname("127.0.0.1".into());
-    let group =
-        ProcessGroup::gloo_on(&store, role.rank, role.world_size, TIMEOUT, &device).unwrap();
-    (store, group)
-}
-
-/// Runs `test` as two ranks and requires both to report `done` and exit 0.
-fn run_two(test: &str) {
-    let mut ranks = Ranks::spawn(test, 2, &[]);
-    for rank in 0..2 {
-        ranks.expect(rank, "done", Duration::from_secs(60));
-    }
-    assert_eq!(
-        ranks.finish(Duration::from_secs(30)),
-        vec![Some(0), Some(0)]
-    );
-}
 
 /// What rank `r` contributes: tensors of different shapes and dtypes.
 fn contribution(r: usize) -> Vec<Tensor> {
@@ -51,9 +24,9 @@ fn contribution(r: usize) -> Vec<Tensor> {
 #[test]
 fn all_reduce_sums_across_two_ranks() {
     let Some(role) = role("all_reduce_sums_across_two_ranks") else {
-        return run_two("all_reduce_sums_across_two_ranks");
+        return common::run_two("all_reduce_sums_across_two_ranks");
     };
-    let (_store, group) = join(&role);
+    let (_store, group) = role.join_gloo(TIMEOUT);
     let mine = contribution(role.rank);
     group.all_reduce_sum(&mine).unwrap();
     let (a, b) = (contribution(0), contribution(1));
@@ -75,9 +48,9 @@ fn all_reduce_sums_across_two_ranks() {
 #[test]
 fn started_all_reduce_completes_on_wait() {
     let Some(role) = role("started_all_reduce_completes_on_wait") else {
-        return run_two("started_all_reduce_completes_on_wait");
+        return common::run_two("started_all_reduce_completes_on_wait");
     };
-    let (_store, group) = join(&role);
+    let (_store, group) = role.join_gloo(TIMEOUT);
     // Large enough that Gloo splits it; several buckets in flight at once.
     let buckets: Vec<Tensor> = (0..4)
         .map(|i| {
@@ -104,9 +77,9 @@ fn started_all_reduce_completes_on_wait() {
 #[test]
 fn broadcast_overwrites_with_the_root_tensor() {
     let Some(role) = role("broadcast_overwrites_with_the_root_tensor") else {
-        return run_two("broadcast_overwrites_with_the_root_tensor");
+        return common::run_two("broadcast_overwrites_with_the_root_tensor");
     };
-    let (_store, group) = join(&role);
+    let (_store, group) = role.join_gloo(TIMEOUT);
     let values = |r: usize| {
         vec![
             Tensor::from_slice(&[r as f32 + 0.25; 5]),
@@ -130,7 +103,7 @@ fn broadcast_overwrites_with_the_root_tensor() {
 #[test]
 fn barrier_waits_for_every_rank() {
     let Some(role) = role("barrier_waits_for_every_rank") else {
-        return run_two("barrier_waits_for_every_rank");
+        return common::run_two("barrier_waits_for_every_rank");
     };
     let store = Store::new(
         &role.addr,

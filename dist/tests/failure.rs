@@ -7,23 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{report, role, Ranks, Role};
-use nezha_dist::{Error, GlooDevice, ProcessGroup, Store};
+use nezha_dist::{Error, Store};
 use tch::Tensor;
-
-fn join(role: &Role, timeout: Duration) -> (Store, ProcessGroup) {
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        role.world_size,
-        role.rank == 0,
-        timeout,
-    )
-    .unwrap();
-    let device = GlooDevice::Hostname("127.0.0.1".into());
-    let group =
-        ProcessGroup::gloo_on(&store, role.rank, role.world_size, timeout, &device).unwrap();
-    (store, group)
-}
 
 /// Rank 0 dropped its group and store in less than the timeout, and exited 0.
 fn assert_left(ranks: &mut Ranks, timeout: Duration) {
@@ -41,7 +26,7 @@ fn buckets() -> Vec<Tensor> {
 /// Rank 0's side of both tests: one good all-reduce, then (once `before_next`
 /// returned) one that must fail, then one that must be refused.
 fn survivor(role: &Role, timeout: Duration, before_next: impl FnOnce(&Store)) {
-    let (store, group) = join(role, timeout);
+    let (store, group) = role.join_gloo(timeout);
     group.all_reduce_sum(&buckets()).unwrap();
     report("first", "ok");
     before_next(&store);
@@ -106,7 +91,7 @@ fn killed_peer_fails_the_next_all_reduce() {
             std::thread::sleep(Duration::from_millis(500))
         });
     } else {
-        let (_store, group) = join(&role, timeout);
+        let (_store, group) = role.join_gloo(timeout);
         group.all_reduce_sum(&buckets()).unwrap();
         report("first", "ok");
         std::thread::sleep(Duration::from_secs(600));
@@ -146,7 +131,7 @@ fn peer_killed_during_the_all_reduce_fails_it() {
     if role.rank == 0 {
         survivor(&role, timeout, |_| {});
     } else {
-        let (_store, group) = join(&role, timeout);
+        let (_store, group) = role.join_gloo(timeout);
         group.all_reduce_sum(&buckets()).unwrap();
         report("first", "ok");
         std::thread::sleep(Duration::from_secs(600));
@@ -198,7 +183,7 @@ fn silent_peer_times_the_all_reduce_out() {
     if role.rank == 0 {
         survivor(&role, timeout, |_| {});
     } else {
-        let (_store, group) = join(&role, timeout);
+        let (_store, group) = role.join_gloo(timeout);
         group.all_reduce_sum(&buckets()).unwrap();
         report("first", "ok");
         // Alive, connected, and never calling the next all-reduce, until

@@ -51,14 +51,7 @@ fn nccl_collectives_on_every_gpu() {
         return;
     };
     let device = Device::Cuda(role.rank);
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        role.world_size,
-        role.rank == 0,
-        TIMEOUT,
-    )
-    .unwrap();
+    let store = role.store(TIMEOUT);
     let group = ProcessGroup::nccl(&store, role.rank, role.world_size, TIMEOUT).unwrap();
     let n = role.world_size as f64;
     let t = Tensor::full([1 << 20], role.rank as f64 + 1.0, (Kind::Float, device));

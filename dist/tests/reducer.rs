@@ -1,4 +1,5 @@
-//! average_gradients over two ranks equals the mean of both ranks' gradients.
+//! The reducer over two ranks leaves the mean of both ranks' gradients,
+//! whether its buckets start during backward (armed) or after it.
 
 mod common;
 
@@ -6,37 +7,11 @@ use std::time::Duration;
 
 use common::{free_port, report, role, Ranks, Role};
 use nezha_dist::{
-    average_gradients, check_same_parameters, GlooDevice, ProcessGroup, Store, DEFAULT_BUCKET_BYTES,
+    check_same_parameters, GlooDevice, ProcessGroup, Reducer, Store, DEFAULT_BUCKET_BYTES,
 };
 use tch::{Device, Kind, Tensor};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn join(role: &Role) -> (Store, ProcessGroup) {
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        role.world_size,
-        role.rank == 0,
-        TIMEOUT,
-    )
-    .unwrap();
-    let device = GlooDevice::Hostname("127.0.0.1".into());
-    let group =
-        ProcessGroup::gloo_on(&store, role.rank, role.world_size, TIMEOUT, &device).unwrap();
-    (store, group)
-}
-
-fn run_two(test: &str) {
-    let mut ranks = Ranks::spawn(test, 2, &[]);
-    for rank in 0..2 {
-        ranks.expect(rank, "done", Duration::from_secs(60));
-    }
-    assert_eq!(
-        ranks.finish(Duration::from_secs(30)),
-        vec![Some(0), Some(0)]
-    );
-}
 
 /// Shapes and dtypes of a small model: more bytes than one small bucket
 /// holds, one tensor above it, and a dtype change in the middle.
@@ -80,26 +55,43 @@ fn backward(params: &[(String, Tensor)], w: &[Tensor]) {
     loss.backward();
 }
 
-fn check_mean(role: &Role, bucket_bytes: usize) {
-    let (_store, group) = join(role);
+fn check_mean(role: &Role, bucket_bytes: usize, armed: bool) {
+    let (_store, group) = role.join_gloo(TIMEOUT);
     let params = params();
     let before: Vec<Tensor> = params.iter().map(|(_, p)| p.detach().copy()).collect();
     check_same_parameters(&group, &params).unwrap();
-    backward(&params, &weights(role.rank));
-    average_gradients(&group, &params, bucket_bytes).unwrap();
-    let (w0, w1) = (weights(0), weights(1));
-    for (i, (name, p)) in params.iter().enumerate() {
-        let mean = (&w0[i] + &w1[i]) / 2.0;
-        // Halving is exact in binary floating point, so the pre-divided sum
-        // equals the mean bit for bit with two ranks.
-        assert!(
-            p.grad().equal(&mean),
-            "rank {} {name}: {:?} != {:?}",
-            role.rank,
-            p.grad(),
-            mean
-        );
-        assert!(p.detach().equal(&before[i]), "{name}'s value changed");
+    let reducer = Reducer::new(&group, &params, bucket_bytes).unwrap();
+    // Twice: the second step starts from a reset reducer and fresh gradients.
+    for step in 0..2 {
+        for (_, p) in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        if armed {
+            reducer.arm();
+        }
+        backward(&params, &weights(role.rank));
+        // Armed, every bucket started during backward; otherwise none did.
+        let expected = if armed { reducer.buckets() } else { 0 };
+        assert_eq!(reducer.started(), expected, "step {step}");
+        reducer.finish().unwrap();
+        assert_eq!(reducer.started(), 0);
+        let (w0, w1) = (weights(0), weights(1));
+        for (i, (name, p)) in params.iter().enumerate() {
+            let mean = (&w0[i] + &w1[i]) / 2.0;
+            // Halving is exact in binary floating point, so the pre-divided
+            // sum equals the mean bit for bit with two ranks.
+            assert!(
+                p.grad().equal(&mean),
+                "rank {} step {step} {name}: {:?} != {:?}",
+                role.rank,
+                p.grad(),
+                mean
+            );
+            assert!(p.detach().equal(&before[i]), "{name}'s value changed");
+        }
     }
     report("done", role.rank);
 }
@@ -107,18 +99,53 @@ fn check_mean(role: &Role, bucket_bytes: usize) {
 #[test]
 fn small_buckets_average_to_the_mean() {
     let Some(role) = role("small_buckets_average_to_the_mean") else {
-        return run_two("small_buckets_average_to_the_mean");
+        return common::run_two("small_buckets_average_to_the_mean");
     };
     // 256 bytes: the 1600-byte embedding alone, then several buckets.
-    check_mean(&role, 256);
+    check_mean(&role, 256, false);
+}
+
+#[test]
+fn buckets_started_during_backward_average_to_the_mean() {
+    const TEST: &str = "buckets_started_during_backward_average_to_the_mean";
+    let Some(role) = role(TEST) else {
+        return common::run_two(TEST);
+    };
+    check_mean(&role, 256, true);
+}
+
+#[test]
+fn a_rank_without_a_step_does_not_leave_the_others_waiting() {
+    const TEST: &str = "a_rank_without_a_step_does_not_leave_the_others_waiting";
+    let Some(role) = role(TEST) else {
+        return common::run_two(TEST);
+    };
+    let (_store, group) = role.join_gloo(TIMEOUT);
+    let params = params();
+    let reducer = Reducer::new(&group, &params, 256).unwrap();
+    if role.rank == 0 {
+        reducer.arm();
+        backward(&params, &weights(0));
+        reducer.finish().unwrap();
+        // Rank 1 sent zeros: the mean is half of rank 0's gradient.
+        for (i, (name, p)) in params.iter().enumerate() {
+            assert!(p.grad().equal(&(&weights(0)[i] / 2.0)), "{name}");
+        }
+    } else {
+        // Its data ended: no backward, no gradients at all.
+        reducer.finish_without_step().unwrap();
+    }
+    // The group is still in step: one more collective goes through.
+    group.barrier().unwrap();
+    report("done", role.rank);
 }
 
 #[test]
 fn default_buckets_average_to_the_mean() {
     let Some(role) = role("default_buckets_average_to_the_mean") else {
-        return run_two("default_buckets_average_to_the_mean");
+        return common::run_two("default_buckets_average_to_the_mean");
     };
-    check_mean(&role, DEFAULT_BUCKET_BYTES);
+    check_mean(&role, DEFAULT_BUCKET_BYTES, true);
 }
 
 #[test]
@@ -140,7 +167,7 @@ fn different_parameters_are_detected_on_every_rank() {
         );
         return;
     };
-    let (_store, group) = join(&role);
+    let (_store, group) = role.join_gloo(TIMEOUT);
     let mut params = params();
     if role.rank == 1 {
         // Same names and dtypes, one shape transposed.
@@ -159,11 +186,10 @@ fn a_parameter_without_gradient_is_named() {
     // Only the first two parameters take part in the loss.
     let w = weights(0);
     ((&params[0].1 * &w[0]).sum(Kind::Float) + (&params[1].1 * &w[1]).sum(Kind::Float)).backward();
-    let err = average_gradients(&group, &params, DEFAULT_BUCKET_BYTES)
-        .unwrap_err()
-        .to_string();
+    let reducer = Reducer::new(&group, &params, DEFAULT_BUCKET_BYTES).unwrap();
+    let err = reducer.finish().unwrap_err().to_string();
     assert!(
-        err.starts_with("rank 0/1: averaging the gradients of 6 parameters: parameter \"layer.0.weight\" has no gradient"),
+        err.starts_with("rank 0/1: averaging the gradients of 6 parameters: parameter \"head.bias\" has no gradient"),
         "{err}"
     );
 }

@@ -84,6 +84,9 @@ struct TrainToml {
     /// Multiply the learning rate by the number of processes.
     #[serde(default)]
     scale_lr_by_world_size: bool,
+    /// Start each gradient bucket's all-reduce during backward.
+    #[serde(default = "yes")]
+    overlap_all_reduce: bool,
 }
 
 fn default_collective_timeout() -> Spanned<i64> {
@@ -213,6 +216,7 @@ pub fn parse_train(
     cfg.tensorboard = t.tensorboard;
     cfg.plot = t.plot;
     cfg.scale_lr_by_world_size = t.scale_lr_by_world_size;
+    cfg.overlap_all_reduce = t.overlap_all_reduce;
     cfg.resume = resume;
     cfg.validate()
         .map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;

@@ -1,6 +1,7 @@
 //! Data parallelism on the CPU over Gloo on loopback: two processes with
 //! batch b train to the same parameters as one process with batch 2b on the
-//! same stream (with and without gradient accumulation), only rank 0 writes,
+//! same stream (with and without gradient accumulation, with the gradient
+//! all-reduce overlapping backward or after it), only rank 0 writes,
 //! and a checkpoint of two ranks refuses a resume by one.
 //!
 //! A test spawns its own binary once per rank, filtered to the same test,
@@ -101,7 +102,7 @@ fn stream(rank: usize, world: usize) -> impl Iterator<Item = anyhow::Result<Batc
 }
 
 /// The child's side: join over loopback and train this rank's share.
-fn play_rank(accum: u32) {
+fn play_rank(accum: u32, overlap: bool) {
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("child without {k}"));
     let rank: usize = var("RANK").parse().unwrap();
     let world: usize = var("WORLD_SIZE").parse().unwrap();
@@ -125,8 +126,9 @@ fn play_rank(accum: u32) {
         bucket_bytes: 16 * 1024, // several buckets even for this model
         heartbeat: Some(&heartbeat),
     };
-    let summary =
-        trainer::train_data_parallel(&config(&dir, accum), stream(rank, world), Some(&dp)).unwrap();
+    let mut cfg = config(&dir, accum);
+    cfg.overlap_all_reduce = overlap;
+    let summary = trainer::train_data_parallel(&cfg, stream(rank, world), Some(&dp)).unwrap();
     assert_eq!(summary.step, STEPS);
     assert_eq!(summary.batches_consumed, STEPS * accum as u64);
     assert_eq!(summary.last_checkpoint.is_some(), rank == 0);
@@ -194,9 +196,9 @@ fn final_weights(dir: &Path) -> (checkpoint::Loaded, Vec<(String, tch::Tensor)>)
     (loaded, model)
 }
 
-fn equivalence(test: &str, accum: u32) {
+fn equivalence(test: &str, accum: u32, overlap: bool) {
     if std::env::var(CHILD).ok().as_deref() == Some(test) {
-        play_rank(accum);
+        play_rank(accum, overlap);
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -288,10 +290,19 @@ fn equivalence(test: &str, accum: u32) {
 
 #[test]
 fn two_ranks_of_batch_b_equal_one_of_batch_2b() {
-    equivalence("two_ranks_of_batch_b_equal_one_of_batch_2b", 1);
+    equivalence("two_ranks_of_batch_b_equal_one_of_batch_2b", 1, true);
 }
 
 #[test]
 fn two_ranks_equal_one_with_gradient_accumulation() {
-    equivalence("two_ranks_equal_one_with_gradient_accumulation", 2);
+    equivalence("two_ranks_equal_one_with_gradient_accumulation", 2, true);
+}
+
+#[test]
+fn two_ranks_equal_one_with_the_all_reduce_after_backward() {
+    equivalence(
+        "two_ranks_equal_one_with_the_all_reduce_after_backward",
+        2,
+        false,
+    );
 }

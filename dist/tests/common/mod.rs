@@ -22,6 +22,42 @@ pub struct Role {
     pub port: u16,
 }
 
+impl Role {
+    /// This rank's side of the rendezvous (rank 0 serves the store).
+    pub fn store(&self, timeout: Duration) -> nezha_dist::Store {
+        nezha_dist::Store::new(
+            &self.addr,
+            self.port,
+            self.world_size,
+            self.rank == 0,
+            timeout,
+        )
+        .unwrap()
+    }
+
+    /// The store and a Gloo group over loopback.
+    pub fn join_gloo(&self, timeout: Duration) -> (nezha_dist::Store, nezha_dist::ProcessGroup) {
+        let store = self.store(timeout);
+        let device = nezha_dist::GlooDevice::Hostname("127.0.0.1".into());
+        let group =
+            nezha_dist::ProcessGroup::gloo_on(&store, self.rank, self.world_size, timeout, &device)
+                .unwrap();
+        (store, group)
+    }
+}
+
+/// Runs `test` as two ranks and requires both to report `done` and exit 0.
+pub fn run_two(test: &str) {
+    let mut ranks = Ranks::spawn(test, 2, &[]);
+    for rank in 0..2 {
+        ranks.expect(rank, "done", Duration::from_secs(60));
+    }
+    assert_eq!(
+        ranks.finish(Duration::from_secs(30)),
+        vec![Some(0), Some(0)]
+    );
+}
+
 pub fn role(test: &str) -> Option<Role> {
     if std::env::var(CHILD).ok()? != test {
         return None;

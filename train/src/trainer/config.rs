@@ -94,6 +94,15 @@ pub struct TrainConfig {
     /// does not). Off by default.
     #[serde(default)]
     pub scale_lr_by_world_size: bool,
+    /// Data-parallel only: start each gradient bucket's all-reduce as soon
+    /// as backward has produced it (DDP's overlap), rather than all of them
+    /// after backward. On by default.
+    #[serde(default = "yes")]
+    pub overlap_all_reduce: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TrainConfig {
@@ -122,6 +131,7 @@ impl TrainConfig {
             tensorboard: true,
             plot: true,
             scale_lr_by_world_size: false,
+            overlap_all_reduce: true,
         }
     }
 

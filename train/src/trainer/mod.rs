@@ -283,6 +283,7 @@ where
     if let Some(d) = dp {
         d.synchronise_parameters(&params)?;
     }
+    let reducer = dp.map(|d| d.reducer(&params)).transpose()?;
 
     let mut batches = batches.into_iter();
     if cfg.resume && cfg.skip_consumed_batches {
@@ -356,6 +357,11 @@ where
             tch::manual_seed(dropout_seed(cfg.seed, index * world as u64 + rank as u64));
             let out = model.forward(&inputs, mode);
             let loss = pretraining_loss(&out, &inputs);
+            if got + 1 == accum && cfg.overlap_all_reduce {
+                if let Some(r) = &reducer {
+                    r.arm();
+                }
+            }
             (&loss.total * (scale / accum as f64)).backward();
             let parts = [
                 &loss.total,
@@ -377,6 +383,11 @@ where
             device,
         };
         stats.positions[rank] = state.batches_consumed as f64;
+        // Before the statistics: every rank issues its collectives in the
+        // same order, and the full ranks' buckets may already be under way.
+        if let (Some(d), Some(r)) = (dp, &reducer) {
+            d.average(r, got == accum, state.step)?;
+        }
         let sums = match dp {
             Some(d) => {
                 let t = sums.to_device(tch::Device::Cpu);
@@ -405,8 +416,7 @@ where
             stopped = StopReason::DataExhausted;
             break;
         }
-        if let Some(d) = dp {
-            d.average(&params, state.step)?;
+        if dp.is_some() {
             state.rank_positions = stats.positions.iter().map(|&p| p as u64).collect();
         } else {
             state.rank_positions = vec![state.batches_consumed];

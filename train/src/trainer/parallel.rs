@@ -1,13 +1,14 @@
 //! Data parallelism for the trainer: every rank runs the same loop on its
 //! own share of the data; parameters are broadcast from rank 0 at start,
-//! gradients are averaged in buckets after the last micro-batch of each step
-//! (before unscaling, clipping and the optimizer, so every rank applies the
-//! same update), and one small all-reduce per step carries the loss sums,
+//! gradients are averaged in buckets during the backward of the last
+//! micro-batch of each step (before unscaling, clipping and the optimizer,
+//! so every rank applies the same update), and one small all-reduce per
+//! step carries the loss sums,
 //! the sequence count, every rank's data position, and whether every rank
 //! still had a full step of data.
 
 use anyhow::{anyhow, Result};
-use nezha_dist::{average_gradients, check_same_parameters, Heartbeat, ProcessGroup};
+use nezha_dist::{check_same_parameters, Heartbeat, ProcessGroup, Reducer};
 use tch::{Device, Kind, Tensor};
 
 /// How this process takes part in a data-parallel run.
@@ -59,10 +60,22 @@ impl DataParallel<'_> {
             .map_err(|e| self.failed("broadcasting the initial parameters from rank 0", e))
     }
 
-    /// Replaces every gradient by its mean over the ranks.
-    pub(crate) fn average(&self, params: &[(String, Tensor)], step: u64) -> Result<()> {
-        average_gradients(self.group, params, self.bucket_bytes)
-            .map_err(|e| self.failed(&format!("averaging the gradients of step {step}"), e))
+    /// The gradient averager for `params`, hooked into their backward.
+    pub(crate) fn reducer(&self, params: &[(String, Tensor)]) -> Result<Reducer<'_>> {
+        Reducer::new(self.group, params, self.bucket_bytes)
+            .map_err(|e| self.failed("preparing the gradient buckets", e))
+    }
+
+    /// Leaves every gradient replaced by its mean over the ranks; a rank
+    /// without a complete step (`full` false) takes part with zeros, so
+    /// that the others do not wait for it, and discards the result.
+    pub(crate) fn average(&self, reducer: &Reducer, full: bool, step: u64) -> Result<()> {
+        let done = if full {
+            reducer.finish()
+        } else {
+            reducer.finish_without_step()
+        };
+        done.map_err(|e| self.failed(&format!("averaging the gradients of step {step}"), e))
     }
 
     /// Sums [`StepStats`] over the ranks.
