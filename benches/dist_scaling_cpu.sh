@@ -3,8 +3,10 @@
 # sequence 128, streaming from data/sanguo.txt) trained for STEPS steps by
 # one process and by `nezha launch --nproc-per-node 2`, at the same global
 # batch (32 = 1 × 32 = 2 × 16) and the same number of data workers in all
-# (2), each process's libtorch given cores / processes threads; and, as a
-# control, one process whose libtorch has one thread. Prints the sequences
+# (2), each process's libtorch given cores / processes threads; the two
+# processes again with the gradient all-reduce after backward instead of
+# overlapping it (`overlap_all_reduce = false`); and, as a control, one
+# process whose libtorch has one thread. Prints the sequences
 # per second of each (median over the steps after the first WARMUP), the
 # speed-up and the load average around each run (other work on the machine
 # distorts the figures).
@@ -55,6 +57,7 @@ PY
 one="$(pipeline one 2 32)"
 one1="$(pipeline one1 2 32 'threads = 1')"
 two="$(pipeline two 1 16)"
+two_after="$(pipeline two_after 1 16 'overlap_all_reduce = false')"
 load() { cut -d' ' -f1 /proc/loadavg; }
 echo "cores: $cores; $steps steps, global batch 32, sequence 128, tiny model"
 l0=$(load); t0=$(date +%s.%N)
@@ -64,17 +67,22 @@ l1=$(load); t1=$(date +%s.%N)
 l2=$(load); t2=$(date +%s.%N)
 "$bin" run "$one1" >"$dir/one1.log" 2>&1
 l3=$(load); t3=$(date +%s.%N)
+"$bin" launch --nproc-per-node 2 --master-port "${PORT:-29533}" "$two_after" >"$dir/two_after.log" 2>&1
+l4=$(load); t4=$(date +%s.%N)
 r1="$(median_rate "$dir/one")"
 r2="$(median_rate "$dir/two")"
 r11="$(median_rate "$dir/one1")"
-python3 - "$r1" "$r2" "$r11" "$t0" "$t1" "$t2" "$t3" "$l0" "$l1" "$l2" "$l3" <<'PY'
+r2a="$(median_rate "$dir/two_after")"
+python3 - "$r1" "$r2" "$r11" "$r2a" "$t0" "$t1" "$t2" "$t3" "$t4" "$l0" "$l1" "$l2" "$l3" "$l4" <<'PY'
 import sys
-r1, r2, r11, t0, t1, t2, t3 = map(float, sys.argv[1:8])
-l0, l1, l2, l3 = sys.argv[8:]
+r1, r2, r11, r2a, t0, t1, t2, t3, t4 = map(float, sys.argv[1:10])
+l0, l1, l2, l3, l4 = sys.argv[10:]
 print("| processes | sequences/s (median) | wall s (incl. start) | load average before, after |")
 print("|---|---|---|---|")
 print(f"| 1 (libtorch's 2 threads, 2 data workers) | {r1:.1f} | {t1 - t0:.1f} | {l0}, {l1} |")
 print(f"| 2 (1 thread, 1 data worker each) | {r2:.1f} | {t2 - t1:.1f} | {l1}, {l2} |")
 print(f"| 1 (1 thread, 2 data workers; control) | {r11:.1f} | {t3 - t2:.1f} | {l2}, {l3} |")
-print(f"2 processes vs 1: {r2 / r1:.2f}x (vs the 1-thread control: {r2 / r11:.2f}x)")
+print(f"| 2, all-reduce after backward (no overlap) | {r2a:.1f} | {t4 - t3:.1f} | {l3}, {l4} |")
+print(f"2 processes vs 1: {r2 / r1:.2f}x (vs the 1-thread control: {r2 / r11:.2f}x); "
+      f"overlap vs after backward: {r2 / r2a:.2f}x")
 PY
