@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod mrc;
 pub mod ner;
+pub(crate) mod padding;
 pub mod step;
 pub mod task_file;
 

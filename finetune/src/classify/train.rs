@@ -24,6 +24,7 @@ use super::features::Features;
 use crate::heads::classification::classification_loss;
 use crate::metrics::{accuracy, macro_f1};
 use crate::model::{HeadOutput, NezhaForFinetuning};
+use crate::padding::{mask, padded};
 
 /// Hyper-parameters; the defaults are `run_classifier.py`'s flags.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -71,33 +72,13 @@ pub type Outcome = crate::epochs::Outcome<Scores>;
 /// Pads a batch to its longest example: `(input_ids, input_mask,
 /// segment_ids, labels)`.
 fn batch_tensors(batch: &[&Features], device: Device) -> (Tensor, Tensor, Tensor, Tensor) {
-    let len = batch.iter().map(|f| f.input_ids.len()).max().unwrap_or(1);
-    let (mut ids, mut mask, mut seg) = (Vec::new(), Vec::new(), Vec::new());
-    for f in batch {
-        let pad = len - f.input_ids.len();
-        ids.extend(
-            f.input_ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, pad)),
-        );
-        mask.extend(
-            std::iter::repeat_n(1i64, f.input_ids.len()).chain(std::iter::repeat_n(0, pad)),
-        );
-        seg.extend(
-            f.segment_ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, pad)),
-        );
-    }
-    let shape = [batch.len() as i64, len as i64];
-    let t = |v: Vec<i64>| Tensor::from_slice(&v).reshape(shape).to_device(device);
+    let ids: Vec<&[i64]> = batch.iter().map(|f| f.input_ids.as_slice()).collect();
+    let seg: Vec<&[i64]> = batch.iter().map(|f| f.segment_ids.as_slice()).collect();
     let labels: Vec<i64> = batch.iter().map(|f| f.label as i64).collect();
     (
-        t(ids),
-        t(mask),
-        t(seg),
+        padded(&ids, 0, device),
+        mask(&ids, device),
+        padded(&seg, 0, device),
         Tensor::from_slice(&labels).to_device(device),
     )
 }

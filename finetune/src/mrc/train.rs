@@ -18,6 +18,7 @@ use super::windows::Window;
 use crate::classify::ClassifyConfig;
 use crate::heads::question_answering::span_loss;
 use crate::model::{HeadOutput, NezhaForFinetuning};
+use crate::padding::{mask, padded};
 
 /// How answers are searched: `run_squad.py`'s flag defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -50,33 +51,20 @@ pub type MrcEpochReport = crate::epochs::EpochReport<MrcScores>;
 /// The epochs run; the model holds the weights of the best dev F1.
 pub type MrcOutcome = crate::epochs::Outcome<MrcScores>;
 
-fn pad_to(x: &[i64], pad: usize) -> impl Iterator<Item = i64> + '_ {
-    x.iter().copied().chain(std::iter::repeat_n(0, pad))
-}
-
 /// `(input_ids, input_mask, segment_ids, span_mask, start, end)`, padded to
 /// the longest window.
 fn batch_tensors(batch: &[&Window], device: Device) -> [Tensor; 6] {
-    let len = batch.iter().map(|w| w.input_ids.len()).max().unwrap_or(1);
-    let mut v: [Vec<i64>; 4] = Default::default();
-    for w in batch {
-        let pad = len - w.input_ids.len();
-        v[0].extend(pad_to(&w.input_ids, pad));
-        v[1].extend(std::iter::repeat_n(1, w.input_ids.len()).chain(std::iter::repeat_n(0, pad)));
-        v[2].extend(pad_to(&w.segment_ids, pad));
-        v[3].extend(pad_to(&w.span_mask, pad));
-    }
-    let shape = [batch.len() as i64, len as i64];
-    let t = |x: &Vec<i64>| Tensor::from_slice(x).reshape(shape).to_device(device);
+    let column = |f: fn(&Window) -> &[i64]| -> Vec<&[i64]> { batch.iter().map(|w| f(w)).collect() };
+    let ids = column(|w| &w.input_ids);
     let pos = |f: fn(&Window) -> usize| {
         let p: Vec<i64> = batch.iter().map(|w| f(w) as i64).collect();
         Tensor::from_slice(&p).to_device(device)
     };
     [
-        t(&v[0]),
-        t(&v[1]),
-        t(&v[2]),
-        t(&v[3]),
+        padded(&ids, 0, device),
+        mask(&ids, device),
+        padded(&column(|w| &w.segment_ids), 0, device),
+        padded(&column(|w| &w.span_mask), 0, device),
         pos(|w| w.start_position),
         pos(|w| w.end_position),
     ]

@@ -23,6 +23,7 @@ use crate::classify::ClassifyConfig;
 use crate::heads::token_classification::{token_loss_mean, IGNORE_LABEL};
 use crate::metrics::{entity_scores, EntityScores};
 use crate::model::{HeadOutput, NezhaForFinetuning};
+use crate::padding::{mask, padded};
 
 /// Hyper-parameters: the classifier's, with `scripts/run_seq_labelling.sh`'s
 /// batch of 16 and 10 epochs.
@@ -55,30 +56,16 @@ pub type NerOutcome = crate::epochs::Outcome<NerScores>;
 /// `(input_ids, input_mask, segment_ids, tag_ids)`, padded to the longest;
 /// padding is labelled [`IGNORE_LABEL`].
 fn batch_tensors(batch: &[&TagFeatures], device: Device) -> (Tensor, Tensor, Tensor, Tensor) {
-    let len = batch.iter().map(|f| f.input_ids.len()).max().unwrap_or(1);
-    let (mut ids, mut mask, mut tags) = (Vec::new(), Vec::new(), Vec::new());
-    for f in batch {
-        let pad = len - f.input_ids.len();
-        ids.extend(
-            f.input_ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, pad)),
-        );
-        mask.extend(
-            std::iter::repeat_n(1i64, f.input_ids.len()).chain(std::iter::repeat_n(0, pad)),
-        );
-        tags.extend(
-            f.tag_ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(IGNORE_LABEL, pad)),
-        );
-    }
-    let shape = [batch.len() as i64, len as i64];
-    let t = |v: Vec<i64>| Tensor::from_slice(&v).reshape(shape).to_device(device);
-    let seg = vec![0i64; ids.len()];
-    (t(ids), t(mask), t(seg), t(tags))
+    let ids: Vec<&[i64]> = batch.iter().map(|f| f.input_ids.as_slice()).collect();
+    let tags: Vec<&[i64]> = batch.iter().map(|f| f.tag_ids.as_slice()).collect();
+    let input_ids = padded(&ids, 0, device);
+    let segment_ids = input_ids.zeros_like();
+    (
+        input_ids,
+        mask(&ids, device),
+        segment_ids,
+        padded(&tags, IGNORE_LABEL, device),
+    )
 }
 
 fn logits(
