@@ -79,7 +79,8 @@ pub struct Encoder {
     pub max_seq_length: usize,
 }
 
-fn special(vocab: &Vocab, token: &str) -> Result<i64> {
+/// The id of a special token every task needs ([CLS], [SEP]).
+pub(crate) fn special(vocab: &Vocab, token: &str) -> Result<i64> {
     vocab
         .id(token)
         .map(i64::from)

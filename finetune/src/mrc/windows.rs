@@ -15,11 +15,12 @@
 
 use std::sync::Arc;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
 use super::data::MrcExample;
+use crate::classify::features::special;
 
 /// BERT's "Chinese character" blocks.
 fn is_cjk(c: char) -> bool {
@@ -88,13 +89,7 @@ impl Windower {
         doc_stride: usize,
         max_query_length: usize,
     ) -> Result<Windower> {
-        let id = |t: &str| {
-            vocab
-                .id(t)
-                .map(i64::from)
-                .with_context(|| format!("the vocabulary has no {t}"))
-        };
-        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        let (cls, sep) = (special(&vocab, "[CLS]")?, special(&vocab, "[SEP]")?);
         ensure!(doc_stride > 0, "doc_stride must be positive");
         ensure!(
             max_seq_length > max_query_length + 3,

@@ -17,6 +17,7 @@ use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
 use super::data::Sentence;
+use crate::classify::features::special;
 
 /// The tags the model predicts that are not the data's.
 pub const SPECIAL_TAGS: [&str; 3] = ["X", "[CLS]", "[SEP]"];
@@ -92,13 +93,6 @@ pub struct TagEncoder {
     cls: i64,
     sep: i64,
     pub max_seq_length: usize,
-}
-
-fn special(vocab: &Vocab, token: &str) -> Result<i64> {
-    vocab
-        .id(token)
-        .map(i64::from)
-        .with_context(|| format!("the vocabulary has no {token}"))
 }
 
 impl TagEncoder {
