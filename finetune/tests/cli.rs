@@ -23,6 +23,33 @@ fn parse(args: &[&str]) -> FinetuneCommand {
         .task
 }
 
+/// `nezha finetune TASK` on `data`, with the vocab `vocab(d)` wrote, into
+/// `out`, plus `extra` flags.
+fn command(task: &str, d: &Path, data: &Path, out: &Path, extra: &[&str]) -> FinetuneCommand {
+    let vocab = d.join("vocab.txt");
+    let path = |p: &'_ Path| p.to_str().unwrap().to_string();
+    let (data, vocab, out) = (path(data), path(&vocab), path(out));
+    let mut args = vec![
+        task,
+        "--data_dir",
+        &data,
+        "--vocab_file",
+        &vocab,
+        "--output_dir",
+        &out,
+    ];
+    args.extend(extra);
+    parse(&args)
+}
+
+/// The flag that starts from random weights of `vocab(d)`'s config.
+fn config_flag(d: &Path) -> [String; 2] {
+    [
+        "--bert_config_file".into(),
+        d.join("config.json").to_str().unwrap().into(),
+    ]
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -145,31 +172,25 @@ fn ner_runs_end_to_end_and_again_from_its_checkpoint() {
     // A malformed span in dev: skipped and reported, not fatal.
     write(&data, "dev.txt", &(ner_data(16, 2) + "\n上 E-PER\n"));
     write(&data, "test.txt", &ner_data(16, 3));
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let (out1, out2) = (d.join("run1"), d.join("run2"));
-    let base = |out: &Path| {
-        vec![
-            "ner".to_string(),
-            "--data_dir".into(),
-            s(&data),
-            "--vocab_file".into(),
-            s(&d.join("vocab.txt")),
-            "--output_dir".into(),
-            s(out),
-            "--num_train_epochs".into(),
-            "2".into(),
-            "--train_batch_size".into(),
-            "8".into(),
-            "--max_seq_length".into(),
-            "32".into(),
-            "--learning_rate".into(),
-            "1e-3".into(),
-        ]
+    let flags = [
+        "--num_train_epochs",
+        "2",
+        "--train_batch_size",
+        "8",
+        "--max_seq_length",
+        "32",
+        "--learning_rate",
+        "1e-3",
+    ];
+    let with = |more: &[&str]| -> Vec<String> {
+        flags.iter().chain(more).map(|f| f.to_string()).collect()
     };
-    let mut a = base(&out1);
-    a.extend(["--bert_config_file".into(), s(&d.join("config.json"))]);
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(&parse(&refs)).unwrap();
+    let run_ner = |out: &Path, more: &[String]| {
+        let refs: Vec<&str> = more.iter().map(String::as_str).collect();
+        run(&command("ner", d, &data, out, &refs))
+    };
+    run_ner(&out1, &with(&config_flag(d).each_ref().map(String::as_str))).unwrap();
     let m = lines(&out1.join("metrics.jsonl"));
     assert_eq!(m.len(), 3);
     assert_eq!(m[1]["epoch"], 2);
@@ -184,19 +205,16 @@ fn ner_runs_end_to_end_and_again_from_its_checkpoint() {
     }
 
     // Again from the checkpoint the first run saved, format told from the path.
-    let mut a = base(&out2);
-    a.extend([
-        "--init_checkpoint".into(),
-        s(&out1.join("model.safetensors")),
-    ]);
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(&parse(&refs)).unwrap();
+    let checkpoint = out1.join("model.safetensors");
+    run_ner(
+        &out2,
+        &with(&["--init_checkpoint", checkpoint.to_str().unwrap()]),
+    )
+    .unwrap();
     assert_eq!(lines(&out2.join("metrics.jsonl")).len(), 3);
 
     // Neither weights nor a config: one clear message.
-    let a = base(&d.join("run3"));
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    let e = format!("{:#}", run_ner(&d.join("run3"), &with(&[])).unwrap_err());
     assert!(e.contains("--bert_config_file"), "{e}");
 }
 
@@ -219,25 +237,20 @@ fn classify_runs_end_to_end() {
     write(&data, "train.tsv", &tsv);
     write(&data, "dev.tsv", &tsv);
     write(&data, "test.tsv", &tsv);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let out = d.join("out");
-    let a = [
-        "classify".to_string(),
-        "--data_dir".into(),
-        s(&data),
-        "--vocab_file".into(),
-        s(&d.join("vocab.txt")),
-        "--output_dir".into(),
-        s(&out),
-        "--bert_config_file".into(),
-        s(&d.join("config.json")),
-        "--num_train_epochs".into(),
-        "2".into(),
-        "--train_batch_size".into(),
-        "8".into(),
-    ];
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(&parse(&refs)).unwrap();
+    let [flag, config] = config_flag(d);
+    let classify = || {
+        let extra = [
+            flag.as_str(),
+            &config,
+            "--num_train_epochs",
+            "2",
+            "--train_batch_size",
+            "8",
+        ];
+        command("classify", d, &data, &out, &extra)
+    };
+    run(&classify()).unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("label_list.txt")).unwrap(),
         "neg\npos\n"
@@ -251,7 +264,7 @@ fn classify_runs_end_to_end() {
 
     // A bad row is named by file and line.
     write(&data, "dev.tsv", "label\ttext_a\npos\t好\textra\n");
-    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    let e = format!("{:#}", run(&classify()).unwrap_err());
     assert!(e.contains("dev.tsv:2"), "{e}");
 }
 
@@ -277,31 +290,26 @@ fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
     for f in ["train.json", "dev.json", "test.json"] {
         write(&data, f, &doc);
     }
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let out = d.join("out");
-    let a = [
-        "mrc".to_string(),
-        "--data_dir".into(),
-        s(&data),
-        "--vocab_file".into(),
-        s(&d.join("vocab.txt")),
-        "--output_dir".into(),
-        s(&out),
-        "--bert_config_file".into(),
-        s(&d.join("config.json")),
-        "--max_seq_length".into(),
-        "24".into(),
-        "--doc_stride".into(),
-        "8".into(),
-        "--max_query_length".into(),
-        "4".into(),
-        "--num_train_epochs".into(),
-        "1".into(),
-        "--train_batch_size".into(),
-        "8".into(),
-    ];
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(&parse(&refs)).unwrap();
+    let [flag, config] = config_flag(d);
+    let mrc = || {
+        let extra = [
+            flag.as_str(),
+            &config,
+            "--max_seq_length",
+            "24",
+            "--doc_stride",
+            "8",
+            "--max_query_length",
+            "4",
+            "--num_train_epochs",
+            "1",
+            "--train_batch_size",
+            "8",
+        ];
+        command("mrc", d, &data, &out, &extra)
+    };
+    run(&mrc()).unwrap();
     let m = lines(&out.join("metrics.jsonl"));
     assert_eq!(m.len(), 2);
     assert!(m[1]["test"]["f1"].as_f64().is_some());
@@ -312,7 +320,7 @@ fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
     assert!(p["q3"].is_string());
 
     write(&data, "dev.json", "{\"data\": [{\"title\": \"x\"}]}");
-    let e = format!("{:#}", run(&parse(&refs)).unwrap_err());
+    let e = format!("{:#}", run(&mrc()).unwrap_err());
     assert!(
         e.contains("dev.json: data[0]") && e.contains("\"paragraphs\""),
         "{e}"
