@@ -23,6 +23,15 @@ fn buckets() -> Vec<Tensor> {
         .collect()
 }
 
+/// Rank 1's side: one good all-reduce, then alive and connected but never
+/// calling the next one, until the parent kills it.
+fn peer(role: &Role, timeout: Duration) {
+    let (_store, group) = role.join_gloo(timeout);
+    group.all_reduce_sum(&buckets()).unwrap();
+    report("first", "ok");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
 /// Rank 0's side of both tests: one good all-reduce, then (once `before_next`
 /// returned) one that must fail, then one that must be refused.
 fn survivor(role: &Role, timeout: Duration, before_next: impl FnOnce(&Store)) {
@@ -91,10 +100,7 @@ fn killed_peer_fails_the_next_all_reduce() {
             std::thread::sleep(Duration::from_millis(500))
         });
     } else {
-        let (_store, group) = role.join_gloo(timeout);
-        group.all_reduce_sum(&buckets()).unwrap();
-        report("first", "ok");
-        std::thread::sleep(Duration::from_secs(600));
+        peer(&role, timeout);
     }
 }
 
@@ -131,10 +137,7 @@ fn peer_killed_during_the_all_reduce_fails_it() {
     if role.rank == 0 {
         survivor(&role, timeout, |_| {});
     } else {
-        let (_store, group) = role.join_gloo(timeout);
-        group.all_reduce_sum(&buckets()).unwrap();
-        report("first", "ok");
-        std::thread::sleep(Duration::from_secs(600));
+        peer(&role, timeout);
     }
 }
 
@@ -183,11 +186,6 @@ fn silent_peer_times_the_all_reduce_out() {
     if role.rank == 0 {
         survivor(&role, timeout, |_| {});
     } else {
-        let (_store, group) = role.join_gloo(timeout);
-        group.all_reduce_sum(&buckets()).unwrap();
-        report("first", "ok");
-        // Alive, connected, and never calling the next all-reduce, until
-        // the parent kills it.
-        std::thread::sleep(Duration::from_secs(600));
+        peer(&role, timeout);
     }
 }

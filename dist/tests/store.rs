@@ -22,14 +22,7 @@ fn values_set_by_one_rank_are_read_by_the_other() {
         );
         return;
     };
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        2,
-        role.rank == 0,
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let store = role.store(Duration::from_secs(30));
     // Arbitrary bytes (NUL, high bytes) and an empty value survive unchanged.
     let value = |r: usize| vec![0u8, 255, b'\n', r as u8, 0, 42];
     store
@@ -53,22 +46,34 @@ fn values_set_by_one_rank_are_read_by_the_other() {
     report("peer", format!("ok {peer}"));
 }
 
-#[test]
-fn missing_key_fails_after_the_timeout() {
-    let timeout = Duration::from_secs(2);
-    let port = free_port();
-    let store = Store::new("127.0.0.1", port, 1, true, timeout).unwrap();
+/// Runs `meet`, which must fail, and requires it to have given up after
+/// `timeout` (less 200 ms of clock slack) and less than `late` after it;
+/// returns the message.
+fn gives_up_on_time<T>(
+    timeout: Duration,
+    late: Duration,
+    meet: impl FnOnce() -> nezha_dist::Result<T>,
+) -> String {
     let start = Instant::now();
-    let err = store.get("never/set").unwrap_err().to_string();
+    let err = match meet() {
+        Ok(_) => panic!("succeeded where it should have timed out"),
+        Err(e) => e.to_string(),
+    };
     let took = start.elapsed();
     assert!(
         took >= timeout - Duration::from_millis(200),
         "gave up after {took:?}: {err}"
     );
-    assert!(
-        took < timeout + Duration::from_secs(5),
-        "took {took:?}: {err}"
-    );
+    assert!(took < timeout + late, "took {took:?}: {err}");
+    err
+}
+
+#[test]
+fn missing_key_fails_after_the_timeout() {
+    let timeout = Duration::from_secs(2);
+    let port = free_port();
+    let store = Store::new("127.0.0.1", port, 1, true, timeout).unwrap();
+    let err = gives_up_on_time(timeout, Duration::from_secs(5), || store.get("never/set"));
     let context = format!("getting store key \"never/set\" at 127.0.0.1:{port} (timeout 2s): ");
     assert!(err.starts_with(&context), "{err}");
 }
@@ -78,20 +83,9 @@ fn unreachable_master_fails_within_the_timeout() {
     let timeout = Duration::from_secs(3);
     // Nothing listens on this port: the master was never started.
     let port = free_port();
-    let start = Instant::now();
-    let err = Store::new("127.0.0.1", port, 2, false, timeout)
-        .err()
-        .unwrap()
-        .to_string();
-    let took = start.elapsed();
-    assert!(
-        took >= timeout - Duration::from_millis(200),
-        "gave up after {took:?}: {err}"
-    );
-    assert!(
-        took < timeout + Duration::from_secs(1),
-        "took {took:?}: {err}"
-    );
+    let err = gives_up_on_time(timeout, Duration::from_secs(1), || {
+        Store::new("127.0.0.1", port, 2, false, timeout)
+    });
     let context = format!("joining the TCPStore at 127.0.0.1:{port} (world size 2, timeout 3s): ");
     assert!(err.starts_with(&context), "{err}");
     assert!(
@@ -105,21 +99,10 @@ fn unreachable_master_fails_within_the_timeout() {
 fn master_without_enough_ranks_fails_within_the_timeout() {
     let timeout = Duration::from_secs(2);
     let port = free_port();
-    let start = Instant::now();
     // World size 3, but no other rank ever joins.
-    let err = Store::new("127.0.0.1", port, 3, true, timeout)
-        .err()
-        .unwrap()
-        .to_string();
-    let took = start.elapsed();
-    assert!(
-        took >= timeout - Duration::from_millis(200),
-        "gave up after {took:?}: {err}"
-    );
-    assert!(
-        took < timeout + Duration::from_secs(5),
-        "took {took:?}: {err}"
-    );
+    let err = gives_up_on_time(timeout, Duration::from_secs(5), || {
+        Store::new("127.0.0.1", port, 3, true, timeout)
+    });
     let context = format!("serving the TCPStore on 127.0.0.1:{port} for 3 ranks (timeout 2s): ");
     assert!(err.starts_with(&context), "{err}");
     // The master counts itself among the clients.
