@@ -7,6 +7,8 @@
 //! A test spawns its own binary once per rank, filtered to the same test,
 //! with torchrun's variables; the child sees them and plays its rank.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,16 +30,10 @@ static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn model_config() -> NezhaConfig {
     NezhaConfig {
-        vocab_size: 120,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_relative_position: 8,
         // Dropout masks cannot be the same for a batch of 2b and two of b.
         hidden_dropout_prob: 0.0,
         attention_probs_dropout_prob: 0.0,
-        ..NezhaConfig::tiny()
+        ..common::small_model()
     }
 }
 
@@ -59,15 +55,8 @@ fn config(dir: &Path, accum: u32) -> TrainConfig {
 /// the same number of weighted predictions, so the mean of the ranks' losses
 /// is the loss of the whole batch (the MLM loss divides by the batch's Σw).
 fn push_row(b: &mut Batch, k: u64, row: u64) {
-    let mut state = (k * 1000 + row)
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut rng = common::Lcg::new(k * 1000 + row);
+    let mut next = |n: u64| rng.below(n);
     let len = SEQ / 2 + next((SEQ / 2) as u64 + 1) as usize;
     for i in 0..SEQ {
         b.input_ids

@@ -1,6 +1,8 @@
 //! The training loop end to end on a tiny model, on the CPU: exact resume,
 //! accumulation, learning, outputs, and refusal of bad inputs.
 
+mod common;
+
 use std::path::Path;
 
 use anyhow::Result;
@@ -21,15 +23,7 @@ fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn model_config() -> NezhaConfig {
-    NezhaConfig {
-        vocab_size: 120,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_relative_position: 8,
-        ..NezhaConfig::tiny()
-    }
+    common::small_model()
 }
 
 fn config(dir: &Path, total_steps: u64) -> TrainConfig {
@@ -43,15 +37,8 @@ fn config(dir: &Path, total_steps: u64) -> TrainConfig {
 
 /// Deterministic synthetic batches: random ids, varied lengths, masked slots.
 fn make_batch(seed: u64, size: usize, seq_len: usize, p: usize) -> Batch {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut rng = common::Lcg::new(seed);
+    let mut next = |n: u64| rng.below(n);
     let mut b = Batch::with_capacity(size, seq_len, p);
     b.size = size;
     for _ in 0..size {
