@@ -114,6 +114,19 @@ impl Vocab {
     }
 }
 
+/// For unit tests: the five special tokens, then `words` plain words
+/// `w0`, `w1`, … and `pieces` continuation pieces `##w0`, `##w1`, ….
+#[cfg(test)]
+pub(crate) fn test_vocab(words: usize, pieces: usize) -> Vocab {
+    let lines: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..words).map(|i| format!("w{i}")))
+        .chain((0..pieces).map(|i| format!("##w{i}")))
+        .collect();
+    Vocab::parse(&lines.join("\n"), Path::new("test-vocab")).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

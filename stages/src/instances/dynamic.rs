@@ -218,15 +218,9 @@ impl Stage for DynamicInstances {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn vocab() -> Arc<Vocab> {
-        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((0..195).map(|i| format!("w{i}")))
-            .collect();
-        Arc::new(Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap())
+        Arc::new(crate::vocab::test_vocab(195, 0))
     }
 
     fn docs(n: u64) -> Vec<TokenizedDocument> {

@@ -241,15 +241,9 @@ impl Masker {
 mod tests {
     use super::*;
     use crate::pyrandom::{FastRandom, PyRandom};
-    use std::path::Path;
 
     fn vocab() -> Vocab {
-        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((0..95).map(|i| format!("w{i}")))
-            .collect();
-        Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap()
+        crate::vocab::test_vocab(95, 0)
     }
 
     fn instance(len_a: usize, len_b: usize) -> Instance {
@@ -411,13 +405,7 @@ mod tests {
 
     #[test]
     fn whole_words_are_masked_together_within_the_budget() {
-        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((0..10).map(|i| format!("w{i}")))
-            .chain((0..10).map(|i| format!("##w{i}")))
-            .collect();
-        let v = Arc::new(Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap());
+        let v = Arc::new(crate::vocab::test_vocab(10, 10));
         let whole = WholeWords::new(&v);
         for max_predictions in [3, 7, 20] {
             let p = MaskingParams {

@@ -82,15 +82,9 @@ impl Stage for MaskingStage {
 mod tests {
     use super::*;
     use crate::stage::run_all;
-    use std::path::Path;
 
     fn vocab() -> Arc<Vocab> {
-        let words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((0..95).map(|i| format!("w{i}")))
-            .collect();
-        Arc::new(Vocab::parse(&words.join("\n"), Path::new("test-vocab")).unwrap())
+        Arc::new(crate::vocab::test_vocab(95, 0))
     }
 
     fn instances(n: usize) -> Vec<Instance> {
