@@ -44,3 +44,15 @@ pub struct Instance {
     /// The original token at each masked position.
     pub masked_labels: Vec<u32>,
 }
+
+impl Instance {
+    /// The tokens as they were before masking: each masked position's
+    /// original token put back.
+    pub fn original_tokens(&self) -> Vec<u32> {
+        let mut tokens = self.tokens.clone();
+        for (&p, &label) in self.masked_positions.iter().zip(&self.masked_labels) {
+            tokens[p as usize] = label;
+        }
+        tokens
+    }
+}

@@ -238,9 +238,7 @@ fn masked_instances(
         .zip(&masked)
         .map(|(mut s, m)| {
             assert_eq!(s.masked_positions, m.masked_positions);
-            for (&p, &label) in s.masked_positions.iter().zip(&s.masked_labels) {
-                s.tokens[p as usize] = label;
-            }
+            s.tokens = s.original_tokens();
             s
         })
         .collect();

@@ -17,11 +17,7 @@ fn original_tokens(path: &Path) -> Vec<u32> {
     let mut buf = Vec::new();
     let mut all = Vec::new();
     while reader.read_record(&mut buf).unwrap() {
-        let mut inst = decode_instance(&buf, 64, 20).unwrap();
-        for (p, l) in inst.masked_positions.iter().zip(&inst.masked_labels) {
-            inst.tokens[*p as usize] = *l;
-        }
-        all.extend(inst.tokens);
+        all.extend(decode_instance(&buf, 64, 20).unwrap().original_tokens());
     }
     all
 }

@@ -264,9 +264,7 @@ mod tests {
     /// The instance with its masked tokens put back.
     fn unmasked(inst: &Instance) -> Instance {
         let mut plain = inst.clone();
-        for (&p, &l) in inst.masked_positions.iter().zip(&inst.masked_labels) {
-            plain.tokens[p as usize] = l;
-        }
+        plain.tokens = inst.original_tokens();
         plain.masked_positions.clear();
         plain.masked_labels.clear();
         plain
