@@ -55,22 +55,7 @@ fn config(dir: &Path, accum: u32) -> TrainConfig {
 /// the same number of weighted predictions, so the mean of the ranks' losses
 /// is the loss of the whole batch (the MLM loss divides by the batch's Σw).
 fn push_row(b: &mut Batch, k: u64, row: u64) {
-    let mut rng = common::Lcg::new(k * 1000 + row);
-    let mut next = |n: u64| rng.below(n);
-    let len = SEQ / 2 + next((SEQ / 2) as u64 + 1) as usize;
-    for i in 0..SEQ {
-        b.input_ids
-            .push(if i < len { 1 + next(119) as i64 } else { 0 });
-        b.input_mask.push((i < len) as i64);
-        b.segment_ids.push((i < len && i >= len / 2) as i64);
-    }
-    for j in 0..PREDICTIONS {
-        b.masked_lm_positions
-            .push(1 + (j * 3) as i64 % (len as i64 - 1));
-        b.masked_lm_ids.push(1 + next(119) as i64);
-        b.masked_lm_weights.push(1.0);
-    }
-    b.next_sentence_labels.push(next(2) as i64);
+    common::push_row(b, &mut common::Lcg::new(k * 1000 + row), SEQ, PREDICTIONS);
 }
 
 /// Micro-batch `k` of the stream as seen by `rank` of `world` ranks of

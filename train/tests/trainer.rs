@@ -38,24 +38,10 @@ fn config(dir: &Path, total_steps: u64) -> TrainConfig {
 /// Deterministic synthetic batches: random ids, varied lengths, masked slots.
 fn make_batch(seed: u64, size: usize, seq_len: usize, p: usize) -> Batch {
     let mut rng = common::Lcg::new(seed);
-    let mut next = |n: u64| rng.below(n);
     let mut b = Batch::with_capacity(size, seq_len, p);
     b.size = size;
     for _ in 0..size {
-        let len = seq_len / 2 + next((seq_len / 2) as u64 + 1) as usize;
-        for i in 0..seq_len {
-            b.input_ids
-                .push(if i < len { 1 + next(119) as i64 } else { 0 });
-            b.input_mask.push((i < len) as i64);
-            b.segment_ids.push((i < len && i >= len / 2) as i64);
-        }
-        for j in 0..p {
-            b.masked_lm_positions
-                .push(1 + (j * 3) as i64 % (len as i64 - 1));
-            b.masked_lm_ids.push(1 + next(119) as i64);
-            b.masked_lm_weights.push(1.0);
-        }
-        b.next_sentence_labels.push(next(2) as i64);
+        common::push_row(&mut b, &mut rng, seq_len, p);
     }
     b
 }

@@ -1,6 +1,7 @@
 //! Fixtures the trainer's tests share.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use nezha_stages::Batch;
 use nezha_train::model::NezhaConfig;
 
 /// A NEZHA small enough to train for a few steps inside a test.
@@ -33,4 +34,27 @@ impl Lcg {
         self.0 = self.0.wrapping_mul(Self::A).wrapping_add(Self::C);
         (self.0 >> 33) % n
     }
+}
+
+/// Appends one synthetic sequence to `b`: random ids from 1..120 over half
+/// to all of `seq_len`, segment B from the middle of the text, and
+/// `predictions` masked slots of weight 1.
+pub fn push_row(b: &mut Batch, rng: &mut Lcg, seq_len: usize, predictions: usize) {
+    let len = seq_len / 2 + rng.below((seq_len / 2) as u64 + 1) as usize;
+    for i in 0..seq_len {
+        b.input_ids.push(if i < len {
+            1 + rng.below(119) as i64
+        } else {
+            0
+        });
+        b.input_mask.push((i < len) as i64);
+        b.segment_ids.push((i < len && i >= len / 2) as i64);
+    }
+    for j in 0..predictions {
+        b.masked_lm_positions
+            .push(1 + (j * 3) as i64 % (len as i64 - 1));
+        b.masked_lm_ids.push(1 + rng.below(119) as i64);
+        b.masked_lm_weights.push(1.0);
+    }
+    b.next_sentence_labels.push(rng.below(2) as i64);
 }
