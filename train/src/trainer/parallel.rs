@@ -3,9 +3,8 @@
 //! gradients are averaged in buckets during the backward of the last
 //! micro-batch of each step (before unscaling, clipping and the optimizer,
 //! so every rank applies the same update), and one small all-reduce per
-//! step carries the loss sums,
-//! the sequence count, every rank's data position, and whether every rank
-//! still had a full step of data.
+//! step carries the loss sums, the sequence count, every rank's data
+//! position, and whether every rank still had a full step of data.
 
 use anyhow::{anyhow, Result};
 use nezha_dist::{check_same_parameters, Heartbeat, ProcessGroup, Reducer};
