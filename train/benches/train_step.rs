@@ -19,7 +19,7 @@ use nezha_stages::Batch;
 use nezha_train::model::{
     pretraining_loss, Mode, NezhaConfig, NezhaForPreTraining, PreTrainingInputs,
 };
-use nezha_train::optim::{clip_global_norm, Lamb, OptimizerConfig};
+use nezha_train::optim::{clip_flat, Lamb, OptimizerConfig};
 use tch::{Device, Tensor};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -103,8 +103,10 @@ fn main() -> anyhow::Result<()> {
         let t_fwd = t0.elapsed();
         loss.total.backward();
         let t_bwd = t0.elapsed();
-        assert!(clip_global_norm(&params, 1.0).is_finite());
-        lamb.step(&params, 1e-4, s as u64)?;
+        // As the trainer: clip and update on the flat gradient buffer.
+        let mut g = lamb.moments().flat_grads(&params).expect("every gradient");
+        assert!(clip_flat(&mut g, 1.0).is_finite());
+        lamb.step_flat(&params, &g, 1e-4, s as u64)?;
         for (_, p) in &params {
             p.shallow_clone().zero_grad();
         }

@@ -406,3 +406,108 @@ fn parameters_and_gradients_live_in_the_flat_buffers() {
         "{err}"
     );
 }
+
+/// Parameters spanning several of the fused loops' chunks, with names that
+/// do and do not get weight decay, and their gradients for `steps` steps.
+fn sized_case(steps: usize) -> (Vec<(String, Tensor)>, Vec<Vec<Tensor>>) {
+    tch::manual_seed(7);
+    let shapes: [(&str, &[i64]); 4] = [
+        ("layer.dense.weight", &[384, 300]),
+        ("layer.dense.bias", &[300]),
+        ("layer.LayerNorm.weight", &[300]),
+        ("embeddings.weight", &[1000, 70]),
+    ];
+    let params = shapes
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.to_string(),
+                Tensor::randn(*s, (Kind::Float, tch::Device::Cpu)) * 0.05,
+            )
+        })
+        .collect();
+    let grads = (0..steps)
+        .map(|_| {
+            shapes
+                .iter()
+                .map(|(_, s)| Tensor::randn(*s, (Kind::Float, tch::Device::Cpu)) * 1e-3)
+                .collect()
+        })
+        .collect();
+    (params, grads)
+}
+
+fn trainable(params: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    params
+        .iter()
+        .map(|(n, t)| (n.clone(), t.copy().set_requires_grad(true)))
+        .collect()
+}
+
+#[test]
+fn fused_cpu_lamb_equals_the_operator_versions() {
+    let (init, grads) = sized_case(5);
+    let (fused, ops, per_tensor) = (trainable(&init), trainable(&init), trainable(&init));
+    let mut a = Lamb::new(OptimizerConfig::default(), &fused);
+    let mut b = Lamb::new(OptimizerConfig::default(), &ops);
+    let mut c = Lamb::new(OptimizerConfig::default(), &per_tensor);
+    for (s, g) in grads.iter().enumerate() {
+        let (s, lr) = (s as u64, 0.01);
+        set_grads(&fused, g);
+        let flat = a.moments().flat_grads(&fused).unwrap();
+        a.step_flat(&fused, &flat, lr, s).unwrap();
+        set_grads(&ops, g);
+        let flat = b.moments().flat_grads(&ops).unwrap();
+        let (bc1, bc2) = b.bias_corrections(s);
+        b.step_flat_ops(&flat, lr, bc1, bc2).unwrap();
+        set_grads(&per_tensor, g);
+        c.step_per_tensor(&per_tensor, lr, s).unwrap();
+    }
+    for i in 0..init.len() {
+        let name = &init[i].0;
+        assert!(!fused[i].1.equal(&init[i].1), "{name} did not move");
+        assert_close(&fused[i].1, &ops[i].1, &format!("{name} vs operators"));
+        assert_close(
+            &fused[i].1,
+            &per_tensor[i].1,
+            &format!("{name} vs per tensor"),
+        );
+    }
+    let (ma, mb) = (a.moments().named(), b.moments().named());
+    for ((n, x), (_, y)) in ma.iter().zip(&mb) {
+        assert_close(x, y, n);
+    }
+}
+
+#[test]
+fn fused_cpu_adam_equals_the_per_tensor_version() {
+    let (init, grads) = sized_case(5);
+    let (fused, per_tensor) = (trainable(&init), trainable(&init));
+    let mut a = AdamWeightDecay::new(OptimizerConfig::default(), &fused);
+    let mut b = AdamWeightDecay::new(OptimizerConfig::default(), &per_tensor);
+    for (s, g) in grads.iter().enumerate() {
+        set_grads(&fused, g);
+        let flat = a.moments().flat_grads(&fused).unwrap();
+        a.step_flat(&fused, &flat, 1e-3, s as u64).unwrap();
+        set_grads(&per_tensor, g);
+        b.step_per_tensor(&per_tensor, 1e-3).unwrap();
+    }
+    for i in 0..init.len() {
+        let name = &init[i].0;
+        assert!(!fused[i].1.equal(&init[i].1), "{name} did not move");
+        assert_close(&fused[i].1, &per_tensor[i].1, name);
+    }
+}
+
+#[test]
+fn clip_flat_sums_a_large_buffer_exactly() {
+    use nezha_train::optim::clip_flat;
+    // 2²⁴ equal values: an f32 running sum stalls long before the end.
+    let n = 1i64 << 24;
+    let mut g = Tensor::full([n], 1e-3, (Kind::Float, tch::Device::Cpu));
+    let want = (n as f64).sqrt() * f64::from(1e-3f32);
+    let norm = clip_flat(&mut g, 1.0).norm.unwrap();
+    assert!((norm - want).abs() <= 1e-9 * want, "norm {norm} vs {want}");
+    let scaled = g.double_value(&[0]);
+    assert!((scaled - f64::from(1e-3f32) / want).abs() <= 1e-6 * scaled);
+}

@@ -1,26 +1,32 @@
 //! AdamWeightDecay as the reference's fine-tuning optimizer (spec §4): Adam
 //! moments without bias correction, decoupled weight decay. Updated on flat
-//! buffers like LAMB.
+//! buffers like LAMB: by one fused loop on the CPU, with libtorch operators
+//! on a GPU.
 
 use anyhow::Result;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use super::fused_cpu::FusedCpu;
 use super::{decay_per_param, decays, update_moments, Moments, OptimizerConfig};
 
 pub struct AdamWeightDecay {
     pub config: OptimizerConfig,
     moments: Moments,
-    decay: Tensor,
+    /// Per parameter in layout order: its weight decay.
+    decay: Vec<f32>,
+    /// The fused CPU loop, laid out on the first CPU step.
+    cpu: Option<FusedCpu>,
 }
 
 impl AdamWeightDecay {
     pub fn new(config: OptimizerConfig, params: &[(String, Tensor)]) -> AdamWeightDecay {
         let moments = Moments::zeros(params, "adam_m", "adam_v");
-        let decay = decay_per_param(params, &config);
+        let decay = moments.in_layout_order(&decay_per_param(params, &config));
         AdamWeightDecay {
-            decay: moments.per_param(&decay),
+            decay,
             moments,
             config,
+            cpu: None,
         }
     }
 
@@ -35,13 +41,10 @@ impl AdamWeightDecay {
     /// `u = m/(√v + ε) + wd·w`, `w −= lr·u`. The step number is unused: the
     /// reference applies no bias correction.
     pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, step: u64) -> Result<()> {
-        let on_gpu = params.first().is_some_and(|(_, p)| p.device().is_cuda());
-        if on_gpu {
-            if let Some(g) = self.moments.flat_grads(params) {
-                return self.step_flat(params, &g, lr, step);
-            }
+        match self.moments.flat_grads(params) {
+            Some(g) => self.step_flat(params, &g, lr, step),
+            None => self.step_per_tensor(params, lr),
         }
-        self.step_per_tensor(params, lr)
     }
 
     pub fn step_flat(
@@ -54,13 +57,21 @@ impl AdamWeightDecay {
         self.moments.check(params)?;
         let c = &self.config;
         self.moments.check_aliased(params)?;
+        if g.device() == Device::Cpu {
+            if self.cpu.is_none() {
+                self.cpu = Some(FusedCpu::new(&self.moments));
+            }
+            let cpu = self.cpu.as_ref().expect("laid out above");
+            return cpu.adam(&self.moments, g, &self.decay, c, lr);
+        }
         tch::no_grad(|| {
             let mut w = self.moments.w.shallow_clone();
             let mut m = self.moments.m.shallow_clone();
             let mut v = self.moments.v.shallow_clone();
             update_moments(&mut m, &mut v, g, c)?;
             let decayed = w.copy();
-            self.moments.scale_rows(&decayed, &self.decay)?;
+            let decay = Tensor::from_slice(&self.decay).to_device(w.device());
+            self.moments.scale_rows(&decayed, &decay)?;
             let update = &m / (v.sqrt() + c.epsilon) + decayed;
             let _ = w.f_sub_(&(update * lr))?;
             Ok(())

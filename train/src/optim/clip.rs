@@ -1,6 +1,8 @@
 //! Global-norm gradient clipping (spec §4 "Gradients").
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use super::fused_cpu::sum_of_squares;
 
 /// The global gradient norm before clipping; `None` when some gradient is
 /// not finite.
@@ -15,6 +17,7 @@ impl ClipOutcome {
 }
 
 /// Scales the flat gradient buffer `g` by `max_norm / max(‖g‖, max_norm)`.
+/// On the CPU the norm is summed in f64 (see [`sum_of_squares`]).
 ///
 /// The reference forces the norm to 1.0 when a gradient is not finite and
 /// then applies the update anyway unless loss scaling is on; here a
@@ -23,7 +26,11 @@ impl ClipOutcome {
 pub fn clip_flat(g: &mut Tensor, max_norm: f64) -> ClipOutcome {
     tch::no_grad(|| {
         // One host sync per step: the skip decision needs it.
-        let norm = g.norm().double_value(&[]);
+        let norm = if g.device() == Device::Cpu {
+            sum_of_squares(g).sqrt()
+        } else {
+            g.norm().double_value(&[])
+        };
         if !norm.is_finite() {
             return ClipOutcome { norm: None };
         }
@@ -47,16 +54,20 @@ pub fn clip_global_norm(params: &[(String, Tensor)], max_norm: f64) -> ClipOutco
         if grads.is_empty() {
             return ClipOutcome { norm: Some(0.0) };
         }
-        let norms: Vec<Tensor> = grads
-            .iter()
-            .map(|g| g.norm().to_kind(Kind::Double))
-            .collect();
-        // One host sync per step: the skip decision needs it.
-        let norm = Tensor::stack(&norms, 0)
-            .square()
-            .sum(Kind::Double)
-            .sqrt()
-            .double_value(&[]);
+        let norm = if grads[0].device() == Device::Cpu {
+            grads.iter().map(sum_of_squares).sum::<f64>().sqrt()
+        } else {
+            let norms: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.norm().to_kind(Kind::Double))
+                .collect();
+            // One host sync per step: the skip decision needs it.
+            Tensor::stack(&norms, 0)
+                .square()
+                .sum(Kind::Double)
+                .sqrt()
+                .double_value(&[])
+        };
         if !norm.is_finite() {
             return ClipOutcome { norm: None };
         }

@@ -69,7 +69,7 @@ pub struct Moments {
     /// The parameters, which live in it (see the module comment).
     pub(crate) w: Tensor,
     /// Their gradients, once [`Moments::flat_grads`] has aliased them
-    /// (allocated then: the CPU's per-parameter path never needs it).
+    /// (allocated then: the per-parameter path never needs it).
     g: std::cell::OnceCell<Tensor>,
 }
 
@@ -180,7 +180,6 @@ impl Moments {
     }
 
     /// `(offset, numel)` of every parameter's slice, in layout order.
-    #[cfg(feature = "cuda")]
     pub(crate) fn layout_slices(&self) -> Vec<(i64, i64)> {
         self.order
             .iter()
@@ -188,10 +187,9 @@ impl Moments {
             .collect()
     }
 
-    /// One f32 value per parameter (by parameter index), in layout order.
-    pub(crate) fn per_param(&self, values: &[f32]) -> Tensor {
-        let v: Vec<f32> = self.order.iter().map(|&i| values[i]).collect();
-        Tensor::from_slice(&v).to_device(self.m.device())
+    /// One value per parameter (by parameter index), put in layout order.
+    pub(crate) fn in_layout_order(&self, values: &[f32]) -> Vec<f32> {
+        self.order.iter().map(|&i| values[i]).collect()
     }
 
     /// The flat gradient buffer, in which every parameter's gradient now

@@ -3,22 +3,27 @@
 //! decay always included in the trust-ratio denominator, the ratio clipped to
 //! [0, 10], and bias correction with t = global_step + 1.
 //!
-//! On a GPU all parameters are updated together on flat buffers
-//! (per-parameter norms as row sums of equal-size groups): a few dozen
-//! kernels per step instead of ~30 per parameter, whose launches would
-//! otherwise cost about as much as the model. On the CPU the per-parameter
-//! loop is faster (each parameter's passes stay in cache).
+//! All parameters are updated together on the flat buffers: on a GPU by two
+//! fused kernels (`fused_lamb.rs`), on the CPU by two fused parallel loops
+//! (`fused_cpu.rs`). The same update written with libtorch operators, on
+//! the flat buffers and one parameter at a time, is kept: the first is the
+//! yardstick of the fused kernels, the second serves steps in which some
+//! parameter has no gradient.
 
 use anyhow::Result;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use super::fused_cpu::FusedCpu;
 use super::{decay_per_param, decays, update_moments, Moments, OptimizerConfig};
 
 pub struct Lamb {
     pub config: OptimizerConfig,
     moments: Moments,
-    /// Per parameter: the weight decay its update gets (0 when excluded).
-    decay: Tensor,
+    /// Per parameter in layout order: the weight decay its update gets (0
+    /// when excluded).
+    decay: Vec<f32>,
+    /// The fused CPU loops, laid out on the first CPU step.
+    cpu: Option<FusedCpu>,
     /// The fused CUDA kernels, compiled on the first GPU step.
     #[cfg(feature = "cuda")]
     fused: Option<super::fused_lamb::FusedLamb>,
@@ -27,11 +32,12 @@ pub struct Lamb {
 impl Lamb {
     pub fn new(config: OptimizerConfig, params: &[(String, Tensor)]) -> Lamb {
         let moments = Moments::zeros(params, "lamb_m", "lamb_v");
-        let decay = decay_per_param(params, &config);
+        let decay = moments.in_layout_order(&decay_per_param(params, &config));
         Lamb {
-            decay: moments.per_param(&decay),
+            decay,
             moments,
             config,
+            cpu: None,
             #[cfg(feature = "cuda")]
             fused: None,
         }
@@ -48,15 +54,10 @@ impl Lamb {
     /// One update from the (already clipped) gradients in `params`, at
     /// learning rate `lr` and 0-based global step `step`.
     pub fn step(&mut self, params: &[(String, Tensor)], lr: f64, step: u64) -> Result<()> {
-        // Flat buffers win on a GPU (few kernel launches); on the CPU one
-        // parameter at a time is faster (it stays in cache).
-        let on_gpu = params.first().is_some_and(|(_, p)| p.device().is_cuda());
-        if on_gpu {
-            if let Some(g) = self.moments.flat_grads(params) {
-                return self.step_flat(params, &g, lr, step);
-            }
+        match self.moments.flat_grads(params) {
+            Some(g) => self.step_flat(params, &g, lr, step),
+            None => self.step_per_tensor(params, lr, step),
         }
-        self.step_per_tensor(params, lr, step)
     }
 
     /// `(1 − β₁ᵗ, 1 − β₂ᵗ)` with `t = step + 1`, as the reference.
@@ -81,18 +82,27 @@ impl Lamb {
         if g.device().is_cuda() {
             let fused = match self.fused.take() {
                 Some(f) => f,
-                None => super::fused_lamb::FusedLamb::new(&self.moments, &self.decay)?,
+                None => super::fused_lamb::FusedLamb::new(
+                    &self.moments,
+                    &Tensor::from_slice(&self.decay),
+                )?,
             };
             let result = fused.step(&self.moments, g, &self.config, lr, bc1, bc2);
             self.fused = Some(fused);
             return result;
         }
+        if g.device() == Device::Cpu {
+            if self.cpu.is_none() {
+                self.cpu = Some(FusedCpu::new(&self.moments));
+            }
+            let cpu = self.cpu.as_ref().expect("laid out above");
+            return cpu.lamb(&self.moments, g, &self.decay, &self.config, lr, bc1, bc2);
+        }
         self.step_flat_ops(g, lr, bc1, bc2)
     }
 
-    /// [`Lamb::step_flat`] with libtorch operators (on the CPU, and the
-    /// yardstick of the fused CUDA kernels), given the step's bias
-    /// corrections.
+    /// [`Lamb::step_flat`] with libtorch operators (the yardstick of the
+    /// fused loops and kernels), given the step's bias corrections.
     pub fn step_flat_ops(&mut self, g: &Tensor, lr: f64, bc1: f64, bc2: f64) -> Result<()> {
         let c = &self.config;
         tch::no_grad(|| {
@@ -111,7 +121,8 @@ impl Lamb {
                 .where_self(&ok, &w_norm.ones_like())
                 .clamp(0.0, 10.0);
             let decayed = w.copy();
-            self.moments.scale_rows(&decayed, &self.decay)?;
+            let decay = Tensor::from_slice(&self.decay).to_device(w.device());
+            self.moments.scale_rows(&decayed, &decay)?;
             let update = mh / (vh.sqrt() + c.epsilon) + decayed;
             self.moments.scale_rows(&update, &(trust * lr))?;
             let _ = w.f_sub_(&update)?;

@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod clip;
 mod flat;
+mod fused_cpu;
 #[cfg(feature = "cuda")]
 mod fused_lamb;
 pub mod lamb;

@@ -421,16 +421,11 @@ where
         } else {
             state.rank_positions = vec![state.batches_consumed];
         }
-        // On a GPU: unscale, clip and update on one flat gradient buffer (a
-        // few kernels). On the CPU, or when a parameter has no gradient, one
+        // Unscale, clip and update on the one flat gradient buffer (a few
+        // kernels or fused loops); when some parameter has no gradient, one
         // parameter at a time.
         let lr = cfg.schedule.lr(state.step) * lr_factor;
-        let flat = if device.is_cuda() {
-            optimizer.flat_grads(&params)
-        } else {
-            None
-        };
-        let clip = match flat {
+        let clip = match optimizer.flat_grads(&params) {
             Some(mut g) => {
                 if scale != 1.0 {
                     let _ = g.f_mul_scalar_(1.0 / scale)?;
