@@ -14,6 +14,8 @@ pub struct AdamWeightDecay {
     moments: Moments,
     /// Per parameter in layout order: its weight decay.
     decay: Vec<f32>,
+    /// The same on the buffers' device, for the operator path.
+    decay_tensor: Tensor,
     /// The fused CPU loop, laid out on the first CPU step.
     cpu: Option<FusedCpu>,
 }
@@ -23,6 +25,7 @@ impl AdamWeightDecay {
         let moments = Moments::zeros(params, "adam_m", "adam_v");
         let decay = moments.in_layout_order(&decay_per_param(params, &config));
         AdamWeightDecay {
+            decay_tensor: moments.layout_tensor(&decay),
             decay,
             moments,
             config,
@@ -70,8 +73,7 @@ impl AdamWeightDecay {
             let mut v = self.moments.v.shallow_clone();
             update_moments(&mut m, &mut v, g, c)?;
             let decayed = w.copy();
-            let decay = Tensor::from_slice(&self.decay).to_device(w.device());
-            self.moments.scale_rows(&decayed, &decay)?;
+            self.moments.scale_rows(&decayed, &self.decay_tensor)?;
             let update = &m / (v.sqrt() + c.epsilon) + decayed;
             let _ = w.f_sub_(&(update * lr))?;
             Ok(())

@@ -192,6 +192,12 @@ impl Moments {
         self.order.iter().map(|&i| values[i]).collect()
     }
 
+    /// Per-parameter values in layout order as a tensor on the buffers'
+    /// device, for the operator paths.
+    pub(crate) fn layout_tensor(&self, values: &[f32]) -> Tensor {
+        Tensor::from_slice(values).to_device(self.m.device())
+    }
+
     /// The flat gradient buffer, in which every parameter's gradient now
     /// lives (changing it changes the gradients), or `None` when some
     /// parameter has none. The first call copies each gradient into its

@@ -22,6 +22,8 @@ pub struct Lamb {
     /// Per parameter in layout order: the weight decay its update gets (0
     /// when excluded).
     decay: Vec<f32>,
+    /// The same on the buffers' device, for the operator path.
+    decay_tensor: Tensor,
     /// The fused CPU loops, laid out on the first CPU step.
     cpu: Option<FusedCpu>,
     /// The fused CUDA kernels, compiled on the first GPU step.
@@ -34,6 +36,7 @@ impl Lamb {
         let moments = Moments::zeros(params, "lamb_m", "lamb_v");
         let decay = moments.in_layout_order(&decay_per_param(params, &config));
         Lamb {
+            decay_tensor: moments.layout_tensor(&decay),
             decay,
             moments,
             config,
@@ -82,10 +85,7 @@ impl Lamb {
         if g.device().is_cuda() {
             let fused = match self.fused.take() {
                 Some(f) => f,
-                None => super::fused_lamb::FusedLamb::new(
-                    &self.moments,
-                    &Tensor::from_slice(&self.decay),
-                )?,
+                None => super::fused_lamb::FusedLamb::new(&self.moments, &self.decay_tensor)?,
             };
             let result = fused.step(&self.moments, g, &self.config, lr, bc1, bc2);
             self.fused = Some(fused);
@@ -121,8 +121,7 @@ impl Lamb {
                 .where_self(&ok, &w_norm.ones_like())
                 .clamp(0.0, 10.0);
             let decayed = w.copy();
-            let decay = Tensor::from_slice(&self.decay).to_device(w.device());
-            self.moments.scale_rows(&decayed, &decay)?;
+            self.moments.scale_rows(&decayed, &self.decay_tensor)?;
             let update = mh / (vh.sqrt() + c.epsilon) + decayed;
             self.moments.scale_rows(&update, &(trust * lr))?;
             let _ = w.f_sub_(&update)?;
