@@ -16,8 +16,8 @@ pub struct AdamWeightDecay {
     decay: Vec<f32>,
     /// The same on the buffers' device, for the operator path.
     decay_tensor: Tensor,
-    /// The fused CPU loop, laid out on the first CPU step.
-    cpu: Option<FusedCpu>,
+    /// The fused CPU loop's chunks of the flat buffers.
+    cpu: FusedCpu,
 }
 
 impl AdamWeightDecay {
@@ -25,11 +25,11 @@ impl AdamWeightDecay {
         let moments = Moments::zeros(params, "adam_m", "adam_v");
         let decay = moments.in_layout_order(&decay_per_param(params, &config));
         AdamWeightDecay {
+            cpu: FusedCpu::new(&moments),
             decay_tensor: moments.layout_tensor(&decay),
             decay,
             moments,
             config,
-            cpu: None,
         }
     }
 
@@ -61,11 +61,7 @@ impl AdamWeightDecay {
         let c = &self.config;
         self.moments.check_aliased(params)?;
         if g.device() == Device::Cpu {
-            if self.cpu.is_none() {
-                self.cpu = Some(FusedCpu::new(&self.moments));
-            }
-            let cpu = self.cpu.as_ref().expect("laid out above");
-            return cpu.adam(&self.moments, g, &self.decay, c, lr);
+            return self.cpu.adam(&self.moments, g, &self.decay, c, lr);
         }
         tch::no_grad(|| {
             let mut w = self.moments.w.shallow_clone();

@@ -120,6 +120,34 @@ impl Buffer {
     }
 }
 
+/// Adam's moment update of one element, `m = β₁m + (1−β₁)g`,
+/// `v = β₂v + (1−β₂)g²`, in f32 as the operator version computes it.
+struct AdamMoments {
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+}
+
+impl AdamMoments {
+    fn new(c: &OptimizerConfig) -> AdamMoments {
+        AdamMoments {
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            one_minus_beta1: (1.0 - c.beta1) as f32,
+            one_minus_beta2: (1.0 - c.beta2) as f32,
+        }
+    }
+
+    /// Updates the moments in place and returns them.
+    #[inline]
+    fn update(&self, m: &mut f32, v: &mut f32, g: f32) -> (f32, f32) {
+        *m = *m * self.beta1 + g * self.one_minus_beta1;
+        *v = *v * self.beta2 + g * g * self.one_minus_beta2;
+        (*m, *v)
+    }
+}
+
 /// The four flat buffers of a step.
 struct Buffers {
     w: Buffer,
@@ -172,8 +200,7 @@ impl FusedCpu {
         bc2: f64,
     ) -> Result<()> {
         let b = self.buffers(moments, g)?;
-        let (beta1, beta2) = (c.beta1 as f32, c.beta2 as f32);
-        let (one_m_b1, one_m_b2) = ((1.0 - c.beta1) as f32, (1.0 - c.beta2) as f32);
+        let adam = AdamMoments::new(c);
         let (bc1, bc2, eps, wd) = (
             bc1 as f32,
             bc2 as f32,
@@ -199,10 +226,7 @@ impl FusedCpu {
                     let mut sums = [0f64; 3];
                     for k in 0..w.len() {
                         let (gk, wk) = (g[k], w[k]);
-                        let mk = m[k] * beta1 + gk * one_m_b1;
-                        let vk = v[k] * beta2 + gk * gk * one_m_b2;
-                        m[k] = mk;
-                        v[k] = vk;
+                        let (mk, vk) = adam.update(&mut m[k], &mut v[k], gk);
                         let dir = (mk / bc1) / (vk / bc2 + eps).sqrt() + wk * wd;
                         sums[0] += f64::from(wk * wk);
                         sums[1] += f64::from(gk * gk);
@@ -260,8 +284,7 @@ impl FusedCpu {
         lr: f64,
     ) -> Result<()> {
         let b = self.buffers(moments, g)?;
-        let (beta1, beta2) = (c.beta1 as f32, c.beta2 as f32);
-        let (one_m_b1, one_m_b2) = ((1.0 - c.beta1) as f32, (1.0 - c.beta2) as f32);
+        let adam = AdamMoments::new(c);
         let (eps, lr) = (c.epsilon as f32, lr as f32);
         pool().install(|| {
             self.chunks.par_iter().for_each(|chunk| {
@@ -276,11 +299,7 @@ impl FusedCpu {
                 };
                 let d = decay[chunk.param];
                 for k in 0..w.len() {
-                    let gk = g[k];
-                    let mk = m[k] * beta1 + gk * one_m_b1;
-                    let vk = v[k] * beta2 + gk * gk * one_m_b2;
-                    m[k] = mk;
-                    v[k] = vk;
+                    let (mk, vk) = adam.update(&mut m[k], &mut v[k], g[k]);
                     let u = mk / (vk.sqrt() + eps) + w[k] * d;
                     w[k] -= u * lr;
                 }

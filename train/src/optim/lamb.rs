@@ -24,8 +24,8 @@ pub struct Lamb {
     decay: Vec<f32>,
     /// The same on the buffers' device, for the operator path.
     decay_tensor: Tensor,
-    /// The fused CPU loops, laid out on the first CPU step.
-    cpu: Option<FusedCpu>,
+    /// The fused CPU loops' chunks of the flat buffers.
+    cpu: FusedCpu,
     /// The fused CUDA kernels, compiled on the first GPU step.
     #[cfg(feature = "cuda")]
     fused: Option<super::fused_lamb::FusedLamb>,
@@ -36,11 +36,11 @@ impl Lamb {
         let moments = Moments::zeros(params, "lamb_m", "lamb_v");
         let decay = moments.in_layout_order(&decay_per_param(params, &config));
         Lamb {
+            cpu: FusedCpu::new(&moments),
             decay_tensor: moments.layout_tensor(&decay),
             decay,
             moments,
             config,
-            cpu: None,
             #[cfg(feature = "cuda")]
             fused: None,
         }
@@ -92,11 +92,9 @@ impl Lamb {
             return result;
         }
         if g.device() == Device::Cpu {
-            if self.cpu.is_none() {
-                self.cpu = Some(FusedCpu::new(&self.moments));
-            }
-            let cpu = self.cpu.as_ref().expect("laid out above");
-            return cpu.lamb(&self.moments, g, &self.decay, &self.config, lr, bc1, bc2);
+            return self
+                .cpu
+                .lamb(&self.moments, g, &self.decay, &self.config, lr, bc1, bc2);
         }
         self.step_flat_ops(g, lr, bc1, bc2)
     }
