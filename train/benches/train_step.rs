@@ -19,7 +19,7 @@ use nezha_stages::Batch;
 use nezha_train::model::{
     pretraining_loss, Mode, NezhaConfig, NezhaForPreTraining, PreTrainingInputs,
 };
-use nezha_train::optim::{clip_flat, Lamb, OptimizerConfig};
+use nezha_train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use tch::{Device, Tensor};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(n, t)| (n.clone(), t.shallow_clone()))
         .collect();
-    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    let mut optimizer = Optimizer::new(OptimizerKind::Lamb, OptimizerConfig::default(), &params);
     let inputs = PreTrainingInputs::from_batch(
         &batch(b, l, p, cfg.vocab_size),
         cfg.vocab_size,
@@ -103,10 +103,8 @@ fn main() -> anyhow::Result<()> {
         let t_fwd = t0.elapsed();
         loss.total.backward();
         let t_bwd = t0.elapsed();
-        // As the trainer: clip and update on the flat gradient buffer.
-        let mut g = lamb.moments().flat_grads(&params).expect("every gradient");
-        assert!(clip_flat(&mut g, 1.0).is_finite());
-        lamb.step_flat(&params, &g, 1e-4, s as u64)?;
+        let clip = optimizer.clip_and_step(&params, 1.0, 1.0, 1e-4, s as u64)?;
+        assert!(clip.is_finite());
         for (_, p) in &params {
             p.shallow_clone().zero_grad();
         }
@@ -130,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         b as f64 / med,
         times[0]
     );
-    drop(lamb);
+    drop(optimizer);
     drop(model);
 
     let python = std::env::var("NEZHA_HF_PYTHON").unwrap_or_else(|_| {

@@ -20,7 +20,7 @@ use nezha_stages::Batch;
 use nezha_train::model::{
     pretraining_loss, Mode, NezhaConfig, NezhaForPreTraining, PreTrainingInputs,
 };
-use nezha_train::optim::{clip_flat, Lamb, OptimizerConfig};
+use nezha_train::optim::{clip_flat, Lamb, Optimizer, OptimizerConfig, OptimizerKind};
 use nezha_train::trainer::Precision;
 use tch::{Device, Tensor};
 
@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         .iter()
         .map(|(n, t)| (n.clone(), t.shallow_clone()))
         .collect();
-    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    let mut optimizer = Optimizer::new(OptimizerKind::Lamb, OptimizerConfig::default(), &params);
 
     let mut batch = Batch::with_capacity(b, l, p);
     batch.size = b;
@@ -107,16 +107,20 @@ fn main() -> Result<()> {
     };
     // fp16 would need loss scaling for real training; for timing, a fixed
     // scale of 1 does the same work.
-    let mut step =
-        |s: u64, phases: bool| train_step(&model, &inputs, mode, &params, &mut lamb, s, phases);
+    let mut step = |s: u64, phases: bool| {
+        train_step(&model, &inputs, mode, &params, &mut optimizer, s, phases)
+    };
     for s in 0..3 {
         step(s, false)?;
     }
     if args.iter().any(|a| a == "--check-lamb") {
-        check_fused_lamb(&model, &inputs, mode, &params, &mut lamb)?;
+        if let Optimizer::Lamb(lamb) = &mut optimizer {
+            check_fused_lamb(&model, &inputs, mode, &params, lamb)?;
+        }
     }
-    let mut step =
-        |s: u64, phases: bool| train_step(&model, &inputs, mode, &params, &mut lamb, s, phases);
+    let mut step = |s: u64, phases: bool| {
+        train_step(&model, &inputs, mode, &params, &mut optimizer, s, phases)
+    };
     tch::Cuda::synchronize(0);
     let t0 = Instant::now();
     let mut last = 0.0;
@@ -143,8 +147,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// One training step as the trainer runs it on a GPU: forward, TF losses,
-/// backward, clip and LAMB on the flat gradient. With `phases`, synchronises
+/// One training step as the trainer runs it: forward, TF losses, backward,
+/// and the trainer's update (clip and LAMB on the flat gradient). With
+/// `phases`, synchronises
 /// after each phase and returns their durations (forward+loss, backward,
 /// clip+LAMB) in seconds.
 fn train_step(
@@ -152,7 +157,7 @@ fn train_step(
     inputs: &PreTrainingInputs,
     mode: Mode,
     params: &[(String, Tensor)],
-    lamb: &mut Lamb,
+    optimizer: &mut Optimizer,
     s: u64,
     phases: bool,
 ) -> Result<(f64, [f64; 3])> {
@@ -169,14 +174,10 @@ fn train_step(
     loss.total.backward();
     sync();
     let t2 = t0.elapsed().as_secs_f64();
-    let mut g = lamb
-        .moments()
-        .flat_grads(params)
-        .context("a parameter has no gradient")?;
-    if clip_flat(&mut g, 1.0).is_finite() {
-        lamb.step_flat(params, &g, 1e-4, s)?;
+    optimizer.clip_and_step(params, 1.0, 1.0, 1e-4, s)?;
+    for (_, p) in params {
+        p.shallow_clone().zero_grad();
     }
-    let _ = g.zero_();
     sync();
     let t3 = t0.elapsed().as_secs_f64();
     Ok((loss.total.double_value(&[]), [t1, t2 - t1, t3 - t2]))

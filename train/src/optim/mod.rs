@@ -127,6 +127,52 @@ impl Optimizer {
         }
     }
 
+    /// One update as the trainer makes it from the gradients backward left
+    /// (multiplied by `loss_scale`): unscaled, clipped to global norm
+    /// `max_norm`, then the step — on the flat gradient buffer (a few
+    /// kernels or fused loops), or one parameter at a time when some
+    /// parameter has no gradient. Non-finite gradients leave the weights and
+    /// moments as they are; the outcome says so.
+    pub fn clip_and_step(
+        &mut self,
+        params: &[(String, Tensor)],
+        loss_scale: f64,
+        max_norm: f64,
+        lr: f64,
+        step: u64,
+    ) -> Result<ClipOutcome> {
+        let clip = match self.flat_grads(params) {
+            Some(mut g) => {
+                if loss_scale != 1.0 {
+                    let _ = g.f_mul_scalar_(1.0 / loss_scale)?;
+                }
+                let clip = clip_flat(&mut g, max_norm);
+                if clip.is_finite() {
+                    self.step_flat(params, &g, lr, step)?;
+                }
+                clip
+            }
+            None => {
+                if loss_scale != 1.0 {
+                    tch::no_grad(|| {
+                        for (_, p) in params {
+                            let g = p.grad();
+                            if g.defined() {
+                                let _ = g.shallow_clone().f_mul_scalar_(1.0 / loss_scale);
+                            }
+                        }
+                    });
+                }
+                let clip = clip_global_norm(params, max_norm);
+                if clip.is_finite() {
+                    self.step(params, lr, step)?;
+                }
+                clip
+            }
+        };
+        Ok(clip)
+    }
+
     /// The parameters' gradients in the flat layout `step_flat` takes, or
     /// `None` when some parameter has no gradient.
     pub fn flat_grads(&self, params: &[(String, Tensor)]) -> Option<Tensor> {

@@ -30,7 +30,7 @@ use nezha_stages::Batch;
 use tch::{Kind, Tensor};
 
 use crate::model::{pretraining_loss, weights, Mode, NezhaForPreTraining, PreTrainingInputs};
-use crate::optim::{clip_flat, clip_global_norm, Optimizer};
+use crate::optim::Optimizer;
 pub use checkpoint::TrainState;
 pub use config::{LossScaleConfig, Precision, TrainConfig};
 use loss_scale::LossScaler;
@@ -421,39 +421,8 @@ where
         } else {
             state.rank_positions = vec![state.batches_consumed];
         }
-        // Unscale, clip and update on the one flat gradient buffer (a few
-        // kernels or fused loops); when some parameter has no gradient, one
-        // parameter at a time.
         let lr = cfg.schedule.lr(state.step) * lr_factor;
-        let clip = match optimizer.flat_grads(&params) {
-            Some(mut g) => {
-                if scale != 1.0 {
-                    let _ = g.f_mul_scalar_(1.0 / scale)?;
-                }
-                let clip = clip_flat(&mut g, cfg.max_grad_norm);
-                if clip.is_finite() {
-                    optimizer.step_flat(&params, &g, lr, state.step)?;
-                }
-                clip
-            }
-            None => {
-                if scale != 1.0 {
-                    tch::no_grad(|| {
-                        for (_, p) in &params {
-                            let g = p.grad();
-                            if g.defined() {
-                                let _ = g.shallow_clone().f_mul_scalar_(1.0 / scale);
-                            }
-                        }
-                    });
-                }
-                let clip = clip_global_norm(&params, cfg.max_grad_norm);
-                if clip.is_finite() {
-                    optimizer.step(&params, lr, state.step)?;
-                }
-                clip
-            }
-        };
+        let clip = optimizer.clip_and_step(&params, scale, cfg.max_grad_norm, lr, state.step)?;
         if clip.is_finite() {
             state.step += 1;
             consecutive_skips = 0;
