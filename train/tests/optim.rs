@@ -511,3 +511,40 @@ fn clip_flat_sums_a_large_buffer_exactly() {
     let scaled = g.double_value(&[0]);
     assert!((scaled - f64::from(1e-3f32) / want).abs() <= 1e-6 * scaled);
 }
+
+#[test]
+fn fused_cpu_step_refuses_buffers_of_another_layout() {
+    use nezha_train::optim::Moments;
+    let (init, grads) = sized_case(1);
+    let params = trainable(&init);
+    let mut lamb = Lamb::new(OptimizerConfig::default(), &params);
+    set_grads(&params, &grads[0]);
+    let flat = lamb.moments().flat_grads(&params).unwrap();
+    // Moments for a smaller model swapped in under the optimizer.
+    let small = trainable(&init[1..2]);
+    *lamb.moments_mut() = Moments::zeros(&small, "lamb_m", "lamb_v");
+    let err = lamb.step_flat(&small, &flat, 0.1, 0).unwrap_err();
+    assert!(err.to_string().contains("elements, the layout"), "{err}");
+    // A gradient buffer that is one of the moments is refused too (one
+    // parameter of 64·1800 elements: its m view is the whole m buffer).
+    let one = trainable(&init[..1]);
+    let mut lamb = Lamb::new(OptimizerConfig::default(), &one);
+    set_grads(&one, &grads[0][..1]);
+    let _ = lamb.moments().flat_grads(&one).unwrap();
+    let m = lamb.moments().named()[0].1.view([-1]);
+    let err = lamb.step_flat(&one, &m, 0.1, 0).unwrap_err();
+    assert!(err.to_string().contains("overlaps"), "{err}");
+}
+
+#[test]
+fn clipping_counts_a_parameter_without_elements_as_zero() {
+    let a = Tensor::from_slice(&[3.0f32, 4.0]).set_requires_grad(true);
+    let empty = Tensor::zeros([0], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    ((&a * &a).sum(Kind::Float) / 2.0 + empty.sum(Kind::Float)).backward();
+    let params = vec![
+        ("a".to_string(), a.shallow_clone()),
+        ("empty".to_string(), empty.shallow_clone()),
+    ];
+    let clip = clip_global_norm(&params, 10.0);
+    assert!((clip.norm.unwrap() - 5.0).abs() < 1e-12);
+}

@@ -5,8 +5,9 @@
 //! Parameters and gradients are *aliased*: each parameter's storage is its
 //! slice of the flat parameter buffer (`set_data`), and once a gradient
 //! exists it is re-pointed at its slice of the flat gradient buffer, where
-//! autograd then accumulates in place. A GPU step therefore reads and
-//! writes whole buffers with a few kernels and never gathers or scatters.
+//! autograd then accumulates in place. A step therefore reads and writes
+//! whole buffers (a few kernels on a GPU, fused loops on the CPU) and never
+//! gathers or scatters.
 
 use anyhow::{bail, Result};
 use tch::Tensor;

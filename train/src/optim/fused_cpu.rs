@@ -18,6 +18,7 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
+use super::cpu_threads::pool;
 use super::{Moments, OptimizerConfig};
 
 /// Elements per chunk: each of a chunk's four buffers stays in L2 cache.
@@ -35,53 +36,27 @@ struct Chunk {
 pub struct FusedCpu {
     chunks: Vec<Chunk>,
     params: usize,
-}
-
-/// The threads the loops run on: as many as libtorch's intra-op pool has
-/// when first used, so that `[train] threads` bounds the optimizer too.
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(tch::get_num_threads().max(1) as usize)
-            .thread_name(|i| format!("nezha-optim-{i}"))
-            .build()
-            .expect("starting the optimizer's threads")
-    })
-}
-
-/// `Σ x²` of a tensor, accumulated in f64: libtorch's f32 norm of a whole
-/// flat CPU gradient buffer (10⁸ elements) is off by over 1%, which would
-/// clip by the wrong factor.
-pub fn sum_of_squares(t: &Tensor) -> f64 {
-    if t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
-        return t
-            .to_kind(Kind::Double)
-            .square()
-            .sum(Kind::Double)
-            .double_value(&[]);
-    }
-    let n = t.numel();
-    // SAFETY: a contiguous f32 CPU tensor of n elements, only read.
-    let x = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, n) };
-    let partial: Vec<f64> = pool().install(|| {
-        x.par_chunks(CHUNK)
-            .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
-            .collect()
-    });
-    partial.iter().sum()
+    /// Elements of each flat buffer the table was cut for: a step on
+    /// buffers of another layout is refused, as the loops index by the
+    /// table.
+    len: usize,
 }
 
 /// One flat f32 buffer, shared by the chunks of a pass. Chunks cover
 /// disjoint ranges, so each may have its range mutably.
+///
+/// Sound because [`FusedCpu::buffers`] made it from a live contiguous f32
+/// tensor of exactly the chunk table's length, the tensors stay borrowed
+/// for the whole step, chunks lie inside that length (checked per chunk),
+/// and the one buffer that is only read, the gradient, overlaps none of the
+/// written ones.
 #[derive(Clone, Copy)]
 struct Buffer {
     ptr: *mut f32,
     len: usize,
 }
 
-// SAFETY: a `Buffer` is only turned into slices of disjoint chunk ranges,
-// while the optimizer holds the tensors it points into.
+// SAFETY: see the type's comment.
 unsafe impl Send for Buffer {}
 unsafe impl Sync for Buffer {}
 
@@ -104,18 +79,23 @@ impl Buffer {
         })
     }
 
+    fn overlaps(&self, other: &Buffer) -> bool {
+        let (a, b) = (self.ptr as usize, other.ptr as usize);
+        a < b + 4 * other.len && b < a + 4 * self.len
+    }
+
     /// # Safety
     /// No other live slice may overlap `chunk`'s range.
     #[allow(clippy::mut_from_ref)]
     unsafe fn chunk_mut(&self, chunk: &Chunk) -> &mut [f32] {
-        debug_assert!(chunk.end <= self.len);
+        assert!(chunk.start <= chunk.end && chunk.end <= self.len);
         std::slice::from_raw_parts_mut(self.ptr.add(chunk.start), chunk.end - chunk.start)
     }
 
     /// # Safety
     /// No live mutable slice may overlap `chunk`'s range.
     unsafe fn chunk(&self, chunk: &Chunk) -> &[f32] {
-        debug_assert!(chunk.end <= self.len);
+        assert!(chunk.start <= chunk.end && chunk.end <= self.len);
         std::slice::from_raw_parts(self.ptr.add(chunk.start), chunk.end - chunk.start)
     }
 }
@@ -173,17 +153,25 @@ impl FusedCpu {
         FusedCpu {
             chunks,
             params: slices.len(),
+            len: moments.w.numel(),
         }
     }
 
+    /// The step's buffers, checked to be what the unsafe slicing needs:
+    /// contiguous CPU f32 buffers of the table's length, the gradient
+    /// overlapping none of the others.
     fn buffers(&self, moments: &Moments, g: &Tensor) -> Result<Buffers> {
-        let len = moments.w.numel();
-        Ok(Buffers {
+        let len = self.len;
+        let b = Buffers {
             w: Buffer::of(&moments.w, len, "parameter")?,
             g: Buffer::of(g, len, "gradient")?,
             m: Buffer::of(&moments.m, len, "first moment")?,
             v: Buffer::of(&moments.v, len, "second moment")?,
-        })
+        };
+        if [b.w, b.m, b.v].iter().any(|other| other.overlaps(&b.g)) {
+            bail!("fused CPU optimizer: the gradient buffer overlaps the parameters or moments");
+        }
+        Ok(b)
     }
 
     /// One LAMB step from the flat (clipped) gradient `g`; `decay` is per
@@ -228,9 +216,9 @@ impl FusedCpu {
                         let (gk, wk) = (g[k], w[k]);
                         let (mk, vk) = adam.update(&mut m[k], &mut v[k], gk);
                         let dir = (mk / bc1) / (vk / bc2 + eps).sqrt() + wk * wd;
-                        sums[0] += f64::from(wk * wk);
-                        sums[1] += f64::from(gk * gk);
-                        sums[2] += f64::from(dir * dir);
+                        for (sum, x) in sums.iter_mut().zip([wk, gk, dir]) {
+                            *sum += f64::from(x) * f64::from(x);
+                        }
                     }
                     sums
                 })

@@ -8,8 +8,8 @@
 //! updates the moments and accumulates each parameter's three squared norms
 //! (weights, gradient, and the trust-ratio denominator's direction), the
 //! second recomputes the update and applies it scaled by the trust ratio.
-//! The arithmetic is the reference's, as in [`super::Lamb::step_flat`], in
-//! f32; only the summation order of the norms differs.
+//! The arithmetic is the reference's, as in [`super::Lamb::step_flat_ops`],
+//! in f32; only the summation order of the norms differs.
 //!
 //! The kernels run on the legacy default stream, which is the stream
 //! libtorch uses, so they are ordered with the surrounding tensor operations

@@ -2,6 +2,7 @@
 
 pub mod adam;
 pub mod clip;
+mod cpu_threads;
 mod flat;
 mod fused_cpu;
 #[cfg(feature = "cuda")]
