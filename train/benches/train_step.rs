@@ -20,7 +20,7 @@ use nezha_train::model::{
     pretraining_loss, Mode, NezhaConfig, NezhaForPreTraining, PreTrainingInputs,
 };
 use nezha_train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
-use tch::{Device, Tensor};
+use tch::Device;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -77,12 +77,7 @@ fn main() -> anyhow::Result<()> {
 
     let cfg = NezhaConfig::preset(&config_name)?;
     let model = NezhaForPreTraining::new(&cfg, Device::Cpu)?;
-    let params: Vec<(String, Tensor)> = model
-        .params
-        .named()
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect();
+    let params = model.params.handles();
     let mut optimizer = Optimizer::new(OptimizerKind::Lamb, OptimizerConfig::default(), &params);
     let inputs = PreTrainingInputs::from_batch(
         &batch(b, l, p, cfg.vocab_size),

@@ -72,12 +72,7 @@ fn main() -> Result<()> {
     // Fewer layers for kernel-level profiling (e.g. under Nsight Compute).
     cfg.num_hidden_layers = arg(&args, "--layers", cfg.num_hidden_layers)?;
     let model = NezhaForPreTraining::new(&cfg, device)?;
-    let params: Vec<(String, Tensor)> = model
-        .params
-        .named()
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect();
+    let params = model.params.handles();
     let mut optimizer = Optimizer::new(OptimizerKind::Lamb, OptimizerConfig::default(), &params);
 
     let mut batch = Batch::with_capacity(b, l, p);

@@ -203,12 +203,8 @@ fn equivalence(test: &str, accum: u32, overlap: bool) {
         tch::manual_seed(11);
         nezha_train::model::NezhaForPreTraining::new(&model_config(), tch::Device::Cpu).unwrap()
     };
-    let init: std::collections::HashMap<String, tch::Tensor> = init
-        .params
-        .named()
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect();
+    let init: std::collections::HashMap<String, tch::Tensor> =
+        init.params.handles().into_iter().collect();
     assert_eq!(one_w.len(), two_w.len());
     let mut worst = 0.0f64;
     let mut moved = 0.0f64;

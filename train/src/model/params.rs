@@ -57,6 +57,15 @@ impl ParamStore {
         &self.params
     }
 
+    /// [`ParamStore::named`] as handles the caller owns: shallow clones,
+    /// sharing storage and gradients with the model's.
+    pub fn handles(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.params.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }

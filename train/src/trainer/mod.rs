@@ -274,12 +274,7 @@ where
         train: true,
         compute: cfg.precision.compute_kind(),
     };
-    let params: Vec<(String, Tensor)> = model
-        .params
-        .named()
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect();
+    let params = model.params.handles();
     if let Some(d) = dp {
         d.synchronise_parameters(&params)?;
     }
