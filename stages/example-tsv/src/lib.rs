@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use nezha_stages::error::{Error, Result};
-use nezha_stages::ingest::{resolve_inputs, Ingest, LineReader};
+use nezha_stages::ingest::{resolve_inputs, Ingest, LineReader, Numbering};
 use nezha_stages::params::Params;
 use nezha_stages::registry::{Context, IngestPlan, Registry};
 use nezha_stages::Document;
@@ -55,9 +55,7 @@ impl Ingest for Tsv {
         bytes_read: &AtomicU64,
         emit: &mut dyn FnMut(Document) -> bool,
     ) -> Result<()> {
-        // Indices count documents over all files: workers share them out
-        // by index, so they must not depend on which worker reads.
-        let mut next_index = 0u64;
+        let mut docs = Numbering::new(emit);
         for path in files {
             let mut reader = LineReader::open(path, bytes_read)?;
             let Some((_, header)) = reader.next_line()? else {
@@ -104,16 +102,7 @@ impl Ingest for Tsv {
                     .filter(|l| !l.is_empty())
                     .map(str::to_string)
                     .collect();
-                if lines.is_empty() {
-                    continue;
-                }
-                let doc = Document {
-                    index: next_index,
-                    origin: format!("{}:{line_no}", path.display()),
-                    lines,
-                };
-                next_index += 1;
-                if !emit(doc) {
+                if !docs.emit(format!("{}:{line_no}", path.display()), lines) {
                     return Ok(());
                 }
             }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
-use super::{Ingest, LineReader};
+use super::{Ingest, LineReader, Numbering};
 use crate::data::Document;
 use crate::error::{Error, Result};
 use crate::sentences::py_strip;
@@ -21,7 +21,7 @@ impl Ingest for JsonLines {
         bytes_read: &AtomicU64,
         emit: &mut dyn FnMut(Document) -> bool,
     ) -> Result<()> {
-        let mut next_index = 0u64;
+        let mut docs = Numbering::new(emit);
         for path in files {
             let mut reader = LineReader::open(path, bytes_read)?;
             while let Some((line_no, line)) = reader.next_line()? {
@@ -44,16 +44,7 @@ impl Ingest for JsonLines {
                     .filter(|l| !l.is_empty())
                     .map(str::to_string)
                     .collect();
-                if lines.is_empty() {
-                    continue;
-                }
-                let doc = Document {
-                    index: next_index,
-                    origin: format!("{}:{line_no}", path.display()),
-                    lines,
-                };
-                next_index += 1;
-                if !emit(doc) {
+                if !docs.emit(format!("{}:{line_no}", path.display()), lines) {
                     return Ok(());
                 }
             }

@@ -8,12 +8,14 @@
 mod files;
 mod jsonl;
 mod lines;
+mod numbering;
 mod reader;
 mod text;
 
 pub use files::resolve_inputs;
 pub use jsonl::JsonLines;
 pub use lines::LineReader;
+pub use numbering::Numbering;
 pub use reader::{spawn_reader, spawn_reader_passes};
 pub use text::Text;
 

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
-use super::{Ingest, LineReader};
+use super::{Ingest, LineReader, Numbering};
 use crate::data::Document;
 use crate::error::Result;
 use crate::sentences::py_strip;
@@ -23,38 +23,33 @@ impl Ingest for Text {
         bytes_read: &AtomicU64,
         emit: &mut dyn FnMut(Document) -> bool,
     ) -> Result<()> {
-        let mut next_index = 0u64;
-        let mut doc = Document::default();
-        // Hands on the current document if it has any lines; false = stop.
-        let mut flush = |doc: &mut Document| -> bool {
-            if doc.lines.is_empty() {
-                return true;
-            }
-            let mut d = std::mem::take(doc);
-            d.index = next_index;
-            next_index += 1;
-            emit(d)
+        let mut docs = Numbering::new(emit);
+        // The document being read: where it starts, and its lines.
+        let (mut origin, mut lines) = (String::new(), Vec::new());
+        // Hands it on (if it has lines); false = stop.
+        let mut flush = |origin: &mut String, lines: &mut Vec<String>| {
+            docs.emit(std::mem::take(origin), std::mem::take(lines))
         };
         for path in files {
             let mut reader = LineReader::open(path, bytes_read)?;
             while let Some((line_no, line)) = reader.next_line()? {
                 let line = py_strip(line);
                 if line.is_empty() {
-                    if !flush(&mut doc) {
+                    if !flush(&mut origin, &mut lines) {
                         return Ok(());
                     }
                     continue;
                 }
-                if doc.lines.is_empty() {
-                    doc.origin = format!("{}:{line_no}", path.display());
+                if lines.is_empty() {
+                    origin = format!("{}:{line_no}", path.display());
                 }
-                doc.lines.push(line.to_string());
+                lines.push(line.to_string());
             }
-            if self.document_per_file && !flush(&mut doc) {
+            if self.document_per_file && !flush(&mut origin, &mut lines) {
                 return Ok(());
             }
         }
-        flush(&mut doc);
+        flush(&mut origin, &mut lines);
         Ok(())
     }
 }
