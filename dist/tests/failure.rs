@@ -17,6 +17,25 @@ fn assert_left(ranks: &mut Ranks, timeout: Duration) {
     assert_eq!(ranks.finish(Duration::from_secs(30))[0], Some(0));
 }
 
+/// Rank 0's report of its failed all-reduce: how long it took, and the
+/// error (also printed, for the test log).
+fn failure(ranks: &mut Ranks, within: Duration) -> (f64, String) {
+    let elapsed: f64 = ranks.expect(0, "elapsed", within).parse().unwrap();
+    let error = ranks.expect(0, "error", Duration::from_secs(1));
+    eprintln!("rank 0 after {elapsed:.2} s: {error}");
+    (elapsed, error)
+}
+
+/// A child's part: rank 0 survives (calling `before_next` before the
+/// collective that must fail), rank 1 is the peer that goes away.
+fn play(role: &Role, timeout: Duration, before_next: impl FnOnce(&Store)) {
+    if role.rank == 0 {
+        survivor(role, timeout, before_next);
+    } else {
+        peer(role, timeout);
+    }
+}
+
 fn buckets() -> Vec<Tensor> {
     (0..3)
         .map(|_| Tensor::ones([1 << 16], (tch::Kind::Float, tch::Device::Cpu)))
@@ -68,12 +87,7 @@ fn killed_peer_fails_the_next_all_reduce() {
         // kernel closing them.
         ranks.children[1].kill().unwrap();
         ranks.children[1].wait().unwrap();
-        let elapsed: f64 = ranks
-            .expect(0, "elapsed", timeout + Duration::from_secs(10))
-            .parse()
-            .unwrap();
-        let error = ranks.expect(0, "error", Duration::from_secs(1));
-        eprintln!("rank 0 after {elapsed:.2} s: {error}");
+        let (elapsed, error) = failure(&mut ranks, timeout + Duration::from_secs(10));
         assert!(
             elapsed < timeout.as_secs_f64(),
             "took {elapsed} s, timeout {timeout:?}"
@@ -93,15 +107,11 @@ fn killed_peer_fails_the_next_all_reduce() {
         assert_left(&mut ranks, timeout);
         return;
     };
-    if role.rank == 0 {
-        // Give the parent time to kill rank 1 first, so the all-reduce meets
-        // a peer that is already gone.
-        survivor(&role, timeout, |_| {
-            std::thread::sleep(Duration::from_millis(500))
-        });
-    } else {
-        peer(&role, timeout);
-    }
+    // Rank 0 gives the parent time to kill rank 1 first, so the all-reduce
+    // meets a peer that is already gone.
+    play(&role, timeout, |_| {
+        std::thread::sleep(Duration::from_millis(500))
+    });
 }
 
 #[test]
@@ -117,12 +127,7 @@ fn peer_killed_during_the_all_reduce_fails_it() {
         std::thread::sleep(Duration::from_millis(1000));
         ranks.children[1].kill().unwrap();
         ranks.children[1].wait().unwrap();
-        let elapsed: f64 = ranks
-            .expect(0, "elapsed", timeout + Duration::from_secs(10))
-            .parse()
-            .unwrap();
-        let error = ranks.expect(0, "error", Duration::from_secs(1));
-        eprintln!("rank 0 after {elapsed:.2} s: {error}");
+        let (elapsed, error) = failure(&mut ranks, timeout + Duration::from_secs(10));
         assert!(
             elapsed < timeout.as_secs_f64() * 0.8,
             "took {elapsed} s: the kill was not noticed before the timeout"
@@ -134,11 +139,7 @@ fn peer_killed_during_the_all_reduce_fails_it() {
         assert_left(&mut ranks, timeout);
         return;
     };
-    if role.rank == 0 {
-        survivor(&role, timeout, |_| {});
-    } else {
-        peer(&role, timeout);
-    }
+    play(&role, timeout, |_| {});
 }
 
 #[test]
@@ -147,12 +148,7 @@ fn silent_peer_times_the_all_reduce_out() {
     let timeout = Duration::from_secs(3);
     let Some(role) = role(TEST) else {
         let mut ranks = Ranks::spawn(TEST, 2, &[]);
-        let elapsed: f64 = ranks
-            .expect(0, "elapsed", Duration::from_secs(60))
-            .parse()
-            .unwrap();
-        let error = ranks.expect(0, "error", Duration::from_secs(1));
-        eprintln!("rank 0 after {elapsed:.2} s: {error}");
+        let (elapsed, error) = failure(&mut ranks, Duration::from_secs(60));
         // Rank 1 is alive and connected, only never joins: the timeout is
         // what ends the wait.
         assert!(
@@ -183,9 +179,5 @@ fn silent_peer_times_the_all_reduce_out() {
         ranks.kill_all();
         return;
     };
-    if role.rank == 0 {
-        survivor(&role, timeout, |_| {});
-    } else {
-        peer(&role, timeout);
-    }
+    play(&role, timeout, |_| {});
 }
