@@ -96,8 +96,20 @@ fn the_whole_word_flag_writes_what_the_later_script_wrote() {
 fn dynamic_plan(dir: &Path, workers: usize, epochs: usize, sink: &str) -> Plan {
     let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
     let part: Vec<&str> = text.split("\n\n").take(6).collect();
+    plan_over(dir, &part, workers, epochs, sink, "")
+}
+
+/// The same over the documents `docs`, with `extra` sections.
+fn plan_over(
+    dir: &Path,
+    docs: &[&str],
+    workers: usize,
+    epochs: usize,
+    sink: &str,
+    extra: &str,
+) -> Plan {
     let input = dir.join("sample.txt");
-    std::fs::write(&input, part.join("\n\n")).unwrap();
+    std::fs::write(&input, docs.join("\n\n")).unwrap();
     let batching = match sink {
         "check" => "[batching]\nbatch_size = 16\n",
         _ => "",
@@ -122,6 +134,7 @@ epochs = {epochs}
 whole_word = "jieba"
 max_predictions_per_seq = 10
 {batching}
+{extra}
 [sink]
 kind = "{sink}"
 output = "{out}"
@@ -141,6 +154,39 @@ output = "{out}"
     let file = dir.join("p.toml");
     std::fs::write(&file, &toml).unwrap();
     Plan::load(&file, Default::default()).unwrap()
+}
+
+/// Dedup in front of dynamic masking: each worker drops the duplicates in
+/// its share before the shares are gathered, and the stream is still the
+/// same on any number of workers, over two passes (the second replays the
+/// first one's decisions).
+#[test]
+fn dynamic_masking_after_dedup_is_the_same_on_any_number_of_workers() {
+    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let chapters: Vec<&str> = text.split("\n\n").take(9).collect();
+    // Chapters 0, 3 and 7 come again later; 20 documents, 17 distinct.
+    let mut docs = chapters.clone();
+    docs.extend([chapters[3], chapters[0], chapters[7]]);
+    docs.extend(&chapters[1..9]);
+    let run = |workers: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_over(dir.path(), &docs, workers, 2, "check", "[dedup]\n");
+        let mut running = start::<Batch>(&plan).unwrap();
+        let batches: Vec<Batch> = running.items.by_ref().collect();
+        let counts = running.dedup_counts();
+        running.finish().unwrap();
+        (batches, counts)
+    };
+    let (one, counts) = run(1);
+    assert!(one.len() > 40, "{} batches", one.len());
+    // 20 documents: 9 kept, 11 dropped (counted once; the second pass
+    // replays the decisions).
+    assert_eq!(counts, Some((9, 11)));
+    for workers in [2, 3] {
+        let (many, counts) = run(workers);
+        assert!(many == one, "{workers} workers");
+        assert_eq!(counts, Some((9, 11)), "{workers} workers");
+    }
 }
 
 fn batches(workers: usize, epochs: usize) -> Vec<Batch> {

@@ -31,6 +31,8 @@ pub struct Plan {
     pub clean: Option<Factory<Document, Document>>,
     pub sentences: Factory<Document, Document>,
     pub wordpiece: Factory<Document, TokenizedDocument>,
+    /// Jieba's word tags, when `[masking]` masks Chinese words.
+    pub words: Option<Factory<TokenizedDocument, TokenizedDocument>>,
     pub instances: Factory<TokenizedDocument, Instance>,
     /// `None` in reference mode, where masking is fused into instance
     /// generation because the reference draws both from one random stream.
@@ -231,6 +233,7 @@ impl Plan {
             &mut ctx,
         )?;
         let masking = if reference { None } else { masking };
+        let words = ctx.word_marking()?;
 
         let mut sink_params = require("sink")?;
         let sink_kind = sink_params.take_str("kind")?;
@@ -302,6 +305,7 @@ impl Plan {
             clean,
             sentences,
             wordpiece,
+            words,
             instances,
             masking,
             batching,

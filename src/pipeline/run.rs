@@ -5,6 +5,7 @@ use crossbeam_channel::{bounded, Sender};
 use nezha_stages::data::Instance;
 use nezha_stages::dedup::{Dedup, DedupCounts, FilterSpec, Share};
 use nezha_stages::error::Error;
+use nezha_stages::gather::gather;
 use nezha_stages::ingest::spawn_reader_passes;
 use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
 use nezha_stages::registry::WorkerInfo;
@@ -179,8 +180,13 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
                         index: (shard.index * peers + w) as u64,
                         of: total,
                     };
-                    let sees = if plan.ctx.reading.every_document {
-                        Share { index: 0, of: 1 }
+                    // A gathering run splits reading among this process's
+                    // workers only: every process reads the whole corpus.
+                    let sees = if plan.ctx.reading.gather {
+                        Share {
+                            index: w as u64,
+                            of: peers as u64,
+                        }
                     } else {
                         counted
                     };
@@ -202,6 +208,7 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
     let clean = plan.clean.clone();
     let sentences = plan.sentences.clone();
     let wordpiece = plan.wordpiece.clone();
+    let words = plan.words.clone();
     let instances = plan.instances.clone();
     let masking = plan.masking.clone();
     let batching = plan.batching.clone();
@@ -231,9 +238,10 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         } else {
             Arc::new(AtomicU64::new(0))
         };
-        // A stage that splits the work itself is handed every document.
-        let (share, of) = if reading.every_document {
-            (0, 1)
+        // A gathering run shares the corpus among this process's workers
+        // only, since the gather reaches no other process.
+        let (share, of) = if reading.gather {
+            (worker.index(), worker.peers())
         } else {
             (info.index, info.peers)
         };
@@ -256,6 +264,7 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
             let clean = clean.as_ref().map(|c| c(info)).transpose()?;
             let sentences = sentences(info)?;
             let wordpiece = wordpiece(info)?;
+            let words = words.as_ref().map(|w| w(info)).transpose()?;
             let instances = instances(info)?;
             let masking = masking.as_ref().map(|m| m(info)).transpose()?;
             let batching = batching.as_ref().map(|b| b(info)).transpose()?;
@@ -268,7 +277,13 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
                     docs = stage_operator(docs, "clean", c, control.clone());
                 }
                 let docs = stage_operator(docs, "sentences", sentences, control.clone());
-                let tokens = stage_operator(docs, "wordpiece", wordpiece, control.clone());
+                let mut tokens = stage_operator(docs, "wordpiece", wordpiece, control.clone());
+                if let Some(w) = words {
+                    tokens = stage_operator(tokens, "words", w, control.clone());
+                }
+                if reading.gather {
+                    tokens = gather(tokens, "gather");
+                }
                 let mut insts = stage_operator(tokens, "instances", instances, control.clone());
                 if let Some(m) = masking {
                     insts = stage_operator(insts, "masking", m, control.clone());

@@ -15,7 +15,7 @@ pub struct Document {
 
 /// A document after WordPiece: one list of token ids per sentence. Sentences
 /// that tokenized to nothing are already dropped, as the reference does.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenizedDocument {
     pub index: u64,
     pub segments: Vec<Vec<u32>>,

@@ -13,6 +13,7 @@ pub mod command;
 pub mod data;
 pub mod dedup;
 pub mod error;
+pub mod gather;
 pub mod ingest;
 pub mod instances;
 pub mod masking;

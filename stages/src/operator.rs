@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::stage::Stage;
 
 /// An item of a stream, or the end of this worker's stream.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Flow<T> {
     Item(T),
     End,

@@ -7,8 +7,10 @@
 //! number of workers. Here the order of the stream is fixed first and split
 //! afterwards:
 //!
-//! 1. Every worker is handed every document (`Context::reading`), in corpus
-//!    order, and cuts every one of them: the instances of document `d` are
+//! 1. Every worker receives every tokenized document in corpus order (each
+//!    worker reads, splits, tokenizes and segments its share, and
+//!    [`crate::gather`] hands the shares to all workers), and cuts every
+//!    one of them: the instances of document `d` are
 //!    drawn from a random stream seeded by (seed, `d`) alone, with random
 //!    next segments from a reservoir of the last `reservoir_docs` documents
 //!    of the corpus (the same on every worker, since every worker sees every
@@ -25,8 +27,9 @@
 //!    resumed run gets the same masks, and the same instance is masked
 //!    differently in every epoch.
 //!
-//! The price: every worker reads, tokenizes and cuts the whole corpus, so
-//! only masking and batching are split among the workers. An epoch is one
+//! The price: every worker cuts and shuffles the whole corpus; reading,
+//! tokenizing, Jieba, masking and batching are split among the workers. An
+//! epoch is one
 //! pass over the corpus (the reader reads it `epochs` times); a document
 //! index that does not grow starts the next epoch, which clears the
 //! reservoir and so cuts the same instances again.

@@ -16,7 +16,7 @@ use crate::instances::{
 };
 use crate::masking::{MaskingParams, MaskingStage, WholeWords};
 use crate::params::{check_at_least, check_probability, Params};
-use crate::segment::{JiebaWords, Segmented, Segmenter};
+use crate::segment::{JiebaWords, Segmenter};
 use crate::sentences::{Lines, Punct};
 use crate::vocab::Vocab;
 use crate::wordpiece::WordPiece;
@@ -309,7 +309,7 @@ fn dynamic_masking(
     };
     ctx.dynamic_masking = true;
     ctx.reading = Reading {
-        every_document: true,
+        gather: true,
         passes: epochs,
     };
     Ok(None)
@@ -354,25 +354,6 @@ fn instance_basics(
     Ok((max_seq_length, short_seq_prob, dupe_factor))
 }
 
-/// Puts Jieba in front of an instance generator when `[masking]` asks for
-/// Chinese words: the generator sees tagged documents.
-fn with_words<S>(
-    ctx: &Context,
-    vocab: &Vocab,
-    generator: S,
-) -> Result<crate::stage::BoxedStage<crate::TokenizedDocument, crate::Instance>>
-where
-    S: crate::Stage<In = crate::TokenizedDocument, Out = crate::Instance>,
-{
-    match ctx.whole_words.as_ref().and_then(|w| w.jieba.clone()) {
-        Some(segmenter) => Ok(Box::new(Segmented {
-            words: JiebaWords::new(segmenter, vocab)?,
-            generator,
-        })),
-        None => Ok(Box::new(generator)),
-    }
-}
-
 fn streaming_instances(
     p: &Params,
     ctx: &mut Context,
@@ -394,13 +375,12 @@ fn streaming_instances(
         return dynamic_instances(ctx, params, vocab);
     }
     StreamingInstances::new(params, &vocab)?;
-    let ctx = ctx.clone();
     Ok(Arc::new(move |w| {
         let params = StreamingParams {
             worker: w.index,
             ..params
         };
-        with_words(&ctx, &vocab, StreamingInstances::new(params, &vocab)?)
+        Ok(Box::new(StreamingInstances::new(params, &vocab)?))
     }))
 }
 
@@ -424,7 +404,6 @@ fn dynamic_instances(
     };
     let words = ctx.whole_words.as_ref().map(|w| w.words.clone());
     DynamicInstances::new(params, vocab.clone(), words.clone())?;
-    let ctx = ctx.clone();
     Ok(Arc::new(move |w| {
         let params = DynamicParams {
             worker: w.index,
@@ -432,8 +411,11 @@ fn dynamic_instances(
             per_turn: w.per_turn,
             ..params
         };
-        let generator = DynamicInstances::new(params, vocab.clone(), words.clone())?;
-        with_words(&ctx, &vocab, generator)
+        Ok(Box::new(DynamicInstances::new(
+            params,
+            vocab.clone(),
+            words.clone(),
+        )?))
     }))
 }
 
@@ -474,9 +456,9 @@ fn reference_instances(
     };
     let words = ctx.whole_words.as_ref().map(|w| w.words.clone());
     ReferenceInstances::new(params.clone())?;
-    let ctx = ctx.clone();
     Ok(Arc::new(move |_| {
-        let generator = ReferenceInstances::new(params.clone())?.with_whole_words(words.clone());
-        with_words(&ctx, &vocab, generator)
+        Ok(Box::new(
+            ReferenceInstances::new(params.clone())?.with_whole_words(words.clone()),
+        ))
     }))
 }

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::ingest::Ingest;
 use crate::masking::{MaskingParams, WholeWords};
 use crate::params::Params;
-use crate::segment::Segmenter;
+use crate::segment::{JiebaWords, Segmenter};
 use crate::stage::BoxedStage;
 use crate::vocab::Vocab;
 use crate::Batch;
@@ -41,16 +41,18 @@ pub struct WholeWordPlan {
     /// Which tokens continue a word (`##` pieces and segmenter tags).
     pub words: WholeWords,
     /// Jieba, when Chinese words are wanted: it runs on each document in
-    /// front of the instance generator.
+    /// front of the instance generator (see [`Context::word_marking`]).
     pub jieba: Option<Segmenter>,
 }
 
 /// How each worker's reader reads the corpus.
 #[derive(Clone, Copy, Debug)]
 pub struct Reading {
-    /// Every worker is handed every document rather than its share (a stage
-    /// that splits the work itself, as dynamic masking does).
-    pub every_document: bool,
+    /// Every worker reads, splits and tokenizes its share of the documents,
+    /// and then receives every worker's tokenized documents in corpus order
+    /// ([`crate::gather`]) for a generator that splits the work itself, as
+    /// dynamic masking does.
+    pub gather: bool,
     /// How many times the corpus is read: the epochs of dynamic masking.
     pub passes: usize,
 }
@@ -58,7 +60,7 @@ pub struct Reading {
 impl Default for Reading {
     fn default() -> Reading {
         Reading {
-            every_document: false,
+            gather: false,
             passes: 1,
         }
     }
@@ -97,6 +99,23 @@ pub struct Context {
 impl Context {
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
         self.base_dir.join(path)
+    }
+
+    /// The step that tags Chinese words (Jieba) in tokenized documents, in
+    /// front of the instance generator (and of the gather, so that each
+    /// worker segments only its share), when `[masking]` asks for them.
+    pub fn word_marking(&self) -> Result<Option<Factory<TokenizedDocument, TokenizedDocument>>> {
+        let Some(segmenter) = self.whole_words.as_ref().and_then(|w| w.jieba.clone()) else {
+            return Ok(None);
+        };
+        let vocab = self
+            .vocab
+            .clone()
+            .expect("[wordpiece] is built before [masking]");
+        // `[masking]` checked that the vocab fits the segmenter's tags.
+        Ok(Some(Arc::new(move |_| {
+            Ok(Box::new(JiebaWords::new(segmenter.clone(), &vocab)?))
+        })))
     }
 }
 

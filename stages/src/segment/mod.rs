@@ -17,10 +17,8 @@
 //! tagged id ever leaves the masking step.
 
 mod jieba;
-mod segmented;
 
 pub use jieba::{JiebaWords, Segmenter};
-pub use segmented::Segmented;
 
 /// Set on a token id when the token continues the word of the token before
 /// it (Jieba said so), between segmentation and masking.

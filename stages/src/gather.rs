@@ -1,0 +1,202 @@
+//! Gathering the workers' tokenized documents, so that every worker holds
+//! the whole corpus in corpus order (what dynamic masking cuts, see
+//! [`crate::instances::DynamicInstances`]) while each worker has read,
+//! split, tokenized and segmented only its share.
+//!
+//! Each worker broadcasts its documents; every worker merges the streams of
+//! all workers back into one. A worker's stream is in corpus order: by
+//! index within a pass over the corpus, pass after pass, and a new pass
+//! shows as an index that does not grow (as [`DynamicInstances`] reads it
+//! too). The merge hands on the smallest (pass, index) once every worker
+//! whose stream has not ended has one waiting, so the result does not
+//! depend on which worker ran ahead.
+//!
+//! The stages in front are deterministic, so a worker meets its documents
+//! in every pass and a pass cannot go unseen; a stage that dropped all of a
+//! worker's documents in one pass but not in another would mislabel that
+//! worker's passes.
+//!
+//! Flow control needs no more than before: a worker blocked on its full
+//! output channel has already sent every document its own output came
+//! from, and the worker the consumer waits for is behind it, so it has
+//! what it needs.
+//!
+//! [`DynamicInstances`]: crate::instances::DynamicInstances
+
+use std::collections::VecDeque;
+
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Exchange;
+
+use crate::data::TokenizedDocument;
+use crate::operator::{Flow, FlowStream};
+
+/// One worker's stream as the merge sees it.
+#[derive(Debug, Default)]
+struct Source {
+    waiting: VecDeque<(u64, TokenizedDocument)>,
+    /// The pass of the last document that arrived, and its index.
+    last: Option<(u64, u64)>,
+    ended: bool,
+}
+
+/// Merges several streams, each in corpus order, into one in corpus order.
+#[derive(Debug)]
+pub struct OrderedMerge {
+    sources: Vec<Source>,
+}
+
+impl OrderedMerge {
+    pub fn new(sources: usize) -> OrderedMerge {
+        OrderedMerge {
+            sources: (0..sources).map(|_| Source::default()).collect(),
+        }
+    }
+
+    /// The next document of `source`'s stream.
+    pub fn push(&mut self, source: usize, doc: TokenizedDocument) {
+        let s = &mut self.sources[source];
+        let pass = match s.last {
+            Some((pass, index)) if doc.index <= index => pass + 1,
+            Some((pass, _)) => pass,
+            None => 0,
+        };
+        s.last = Some((pass, doc.index));
+        s.waiting.push_back((pass, doc));
+    }
+
+    /// `source`'s stream has ended.
+    pub fn end(&mut self, source: usize) {
+        self.sources[source].ended = true;
+    }
+
+    /// Hands on every document whose turn it is.
+    pub fn release(&mut self, emit: &mut dyn FnMut(TokenizedDocument)) {
+        loop {
+            let mut next: Option<(usize, (u64, u64))> = None;
+            for (i, s) in self.sources.iter().enumerate() {
+                match s.waiting.front() {
+                    Some((pass, doc)) => {
+                        let key = (*pass, doc.index);
+                        if next.is_none_or(|(_, k)| key < k) {
+                            next = Some((i, key));
+                        }
+                    }
+                    // A stream that may still bring a smaller document.
+                    None if !s.ended => return,
+                    None => {}
+                }
+            }
+            let Some((i, _)) = next else { return };
+            let (_, doc) = self.sources[i].waiting.pop_front().expect("a head");
+            emit(doc);
+        }
+    }
+
+    /// Every stream has ended and every document was handed on.
+    pub fn finished(&self) -> bool {
+        self.sources.iter().all(|s| s.ended && s.waiting.is_empty())
+    }
+}
+
+/// The gather as a timely operator: every worker's documents go to every
+/// worker, which merges them. Its stream ends once all workers' have.
+pub fn gather<'s>(
+    docs: FlowStream<'s, TokenizedDocument>,
+    name: &str,
+) -> FlowStream<'s, TokenizedDocument> {
+    let scope = docs.scope();
+    let (me, peers) = (scope.index(), scope.peers());
+    docs.flat_map(move |flow| (0..peers).map(move |to| (to as u64, me, flow.clone())))
+        .exchange(|(to, _, _)| *to)
+        .unary(Pipeline, name, move |_cap, _info| {
+            let mut merge = OrderedMerge::new(peers);
+            let mut done = false;
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for (_, from, flow) in data.drain(..) {
+                        match flow {
+                            Flow::Item(doc) => merge.push(from, doc),
+                            Flow::End => merge.end(from),
+                        }
+                    }
+                    merge.release(&mut |doc| session.give(Flow::Item(doc)));
+                    if merge.finished() && !done {
+                        done = true;
+                        session.give(Flow::End);
+                    }
+                });
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(index: u64) -> TokenizedDocument {
+        TokenizedDocument {
+            index,
+            segments: vec![vec![index as u32]],
+        }
+    }
+
+    /// Two passes over documents 0..10, dealt to `peers` workers by index,
+    /// some dropped (as empty documents are): merged in any interleaving of
+    /// the workers, they come out in corpus order, pass after pass.
+    #[test]
+    fn merges_the_shares_back_into_corpus_order_in_any_interleaving() {
+        let kept: Vec<u64> = (0..10).filter(|i| i % 4 != 3).collect();
+        let corpus: Vec<u64> = kept.iter().chain(&kept).copied().collect();
+        for peers in [1, 2, 3] {
+            let shares: Vec<Vec<u64>> = (0..peers)
+                .map(|w| corpus.iter().copied().filter(|i| i % peers == w).collect())
+                .collect();
+            // Interleavings: one worker far ahead, then round-robin.
+            for lead in 0..peers as usize {
+                let mut merge = OrderedMerge::new(peers as usize);
+                let mut out = Vec::new();
+                let mut order: Vec<usize> = shares[lead].iter().map(|_| lead).collect();
+                for round in 0..corpus.len() {
+                    for (w, share) in shares.iter().enumerate() {
+                        if w != lead && round < share.len() {
+                            order.push(w);
+                        }
+                    }
+                }
+                let mut next = vec![0usize; peers as usize];
+                for w in order {
+                    merge.push(w, doc(shares[w][next[w]]));
+                    next[w] += 1;
+                    if next[w] == shares[w].len() {
+                        merge.end(w);
+                    }
+                    merge.release(&mut |d| out.push(d.index));
+                }
+                assert!(merge.finished());
+                assert_eq!(out, corpus, "{peers} workers, worker {lead} ahead");
+            }
+        }
+    }
+
+    #[test]
+    fn waits_for_a_worker_that_may_still_bring_an_earlier_document() {
+        let mut merge = OrderedMerge::new(2);
+        let mut out = Vec::new();
+        merge.push(0, doc(4));
+        merge.release(&mut |d| out.push(d.index));
+        assert!(out.is_empty(), "worker 1 may still send 1 or 3");
+        merge.push(1, doc(1));
+        merge.release(&mut |d| out.push(d.index));
+        assert_eq!(out, [1]);
+        merge.end(1);
+        merge.release(&mut |d| out.push(d.index));
+        assert_eq!(out, [1, 4]);
+        assert!(!merge.finished());
+        merge.end(0);
+        assert!(merge.finished());
+    }
+}
