@@ -38,6 +38,11 @@ fn corpus(dir: &Path) {
 }
 
 fn pipeline(dir: &Path, clean: &str) {
+    pipeline_masking(dir, clean, "");
+}
+
+/// [`pipeline`] with a `[masking]` section.
+fn pipeline_masking(dir: &Path, clean: &str, masking: &str) {
     std::fs::write(
         dir.join("p.toml"),
         format!(
@@ -54,6 +59,7 @@ vocab = "vocab.txt"
 [instances]
 max_seq_length = 64
 dupe_factor = 1
+{masking}
 [sink]
 kind = "tfrecord"
 output = "out/records.tfrecord"
@@ -126,13 +132,18 @@ fn a_python_cleaner_runs_from_toml() {
 
 /// Runs a misbehaving program as `[clean]` and checks the failure.
 fn fails_clearly(script: &str, extra: &str, needles: &[&str]) {
+    fails_clearly_masking(script, extra, "", needles);
+}
+
+fn fails_clearly_masking(script: &str, extra: &str, masking: &str, needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     corpus(d);
     std::fs::write(d.join("bad.py"), script).unwrap();
-    pipeline(
+    pipeline_masking(
         d,
         &format!("kind = \"command\"\ncommand = [\"python3\", \"bad.py\"]\n{extra}"),
+        masking,
     );
     let t0 = Instant::now();
     let out = nezha(&["run", "p.toml"], d);
@@ -174,6 +185,27 @@ for n, line in enumerate(sys.stdin):
             "cannot handle this document",
             "exit status: 1",
         ],
+    );
+}
+
+/// Dynamic masking gathers every worker's documents on every worker: one
+/// worker's failure must still end the run rather than leave the others
+/// waiting for its documents.
+#[test]
+fn a_program_failing_on_one_worker_of_a_gathering_run_ends_it() {
+    fails_clearly_masking(
+        r#"
+import json, sys
+for line in sys.stdin:
+    doc = json.loads(line)
+    # Only the worker that holds document 5 meets it.
+    if doc["index"] == 5:
+        sys.exit("cleaner: cannot handle this document")
+    print(json.dumps({"lines": doc["lines"]}), flush=True)
+"#,
+        "",
+        "[masking]\nkind = \"dynamic\"\nepochs = 2",
+        &["cannot handle this document"],
     );
 }
 

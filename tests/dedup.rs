@@ -238,8 +238,9 @@ fn a_worker_whose_share_is_all_duplicates_does_not_deadlock() {
     );
 }
 
-/// With dynamic masking every worker reads every document, twice (two
-/// epochs); dedup must drop the same documents in both epochs. A corpus
+/// With dynamic masking the corpus is read twice (two epochs) and every
+/// worker's share is gathered on every worker; dedup must drop the same
+/// documents in both epochs. A corpus
 /// that is the bundled one twice then gives exactly the batches of the
 /// bundled one without dedup.
 #[test]

@@ -5,9 +5,11 @@ use crossbeam_channel::{bounded, Sender};
 use nezha_stages::data::Instance;
 use nezha_stages::dedup::{Dedup, DedupCounts, FilterSpec, Share};
 use nezha_stages::error::Error;
-use nezha_stages::gather::gather;
+use nezha_stages::gather::{gather, Backlog};
 use nezha_stages::ingest::spawn_reader_passes;
-use nezha_stages::operator::{channel_sink, channel_source, stage_operator, Control, FlowStream};
+use nezha_stages::operator::{
+    channel_sink, channel_source, channel_source_while, stage_operator, Control, FlowStream,
+};
 use nezha_stages::registry::WorkerInfo;
 use nezha_stages::sinks::RoundRobin;
 use nezha_stages::stage::BoxedStage;
@@ -269,7 +271,17 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
             let masking = masking.as_ref().map(|m| m(info)).transpose()?;
             let batching = batching.as_ref().map(|b| b(info)).transpose()?;
             worker.dataflow::<u64, _, _>(|scope| {
-                let mut docs = channel_source(scope, "ingest", doc_rx, control.clone());
+                // A gathering worker reads only while its own documents
+                // are not piling up in its merge.
+                let backlog = Backlog::default();
+                let mut docs = if reading.gather {
+                    let room = backlog.clone();
+                    channel_source_while(scope, "ingest", doc_rx, control.clone(), move || {
+                        room.has_room()
+                    })
+                } else {
+                    channel_source(scope, "ingest", doc_rx, control.clone())
+                };
                 if let Some(f) = dedup {
                     docs = stage_operator(docs, "dedup", f, control.clone());
                 }
@@ -282,7 +294,7 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
                     tokens = stage_operator(tokens, "words", w, control.clone());
                 }
                 if reading.gather {
-                    tokens = gather(tokens, "gather");
+                    tokens = gather(tokens, "gather", control.clone(), backlog);
                 }
                 let mut insts = stage_operator(tokens, "instances", instances, control.clone());
                 if let Some(m) = masking {

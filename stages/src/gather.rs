@@ -1,7 +1,8 @@
 //! Gathering the workers' tokenized documents, so that every worker holds
 //! the whole corpus in corpus order (what dynamic masking cuts, see
-//! [`crate::instances::DynamicInstances`]) while each worker has read,
-//! split, tokenized and segmented only its share.
+//! [`crate::instances::DynamicInstances`]) while each worker has cleaned,
+//! split, tokenized and segmented only its share (every reader still reads
+//! the whole corpus and keeps its share).
 //!
 //! Each worker broadcasts its documents; every worker merges the streams of
 //! all workers back into one. A worker's stream is in corpus order: by
@@ -11,19 +12,25 @@
 //! whose stream has not ended has one waiting, so the result does not
 //! depend on which worker ran ahead.
 //!
-//! The stages in front are deterministic, so a worker meets its documents
-//! in every pass and a pass cannot go unseen; a stage that dropped all of a
-//! worker's documents in one pass but not in another would mislabel that
-//! worker's passes.
+//! The stages in front must treat each document on its own (as the built-in
+//! ones do), so that a worker keeps the same documents in every pass and a
+//! pass cannot go unseen; a `[clean]` program that kept state across
+//! documents would now see only its worker's share, and one that dropped all
+//! of a worker's documents in one pass but not in another would mislabel
+//! that worker's passes.
 //!
-//! Flow control needs no more than before: a worker blocked on its full
-//! output channel has already sent every document its own output came
-//! from, and the worker the consumer waits for is behind it, so it has
-//! what it needs.
+//! Flow control: a worker blocked on its full output channel has already
+//! sent every document its own output came from, and the worker the
+//! consumer waits for is behind it, so it has what it needs. Two things the
+//! in-band end markers alone would not cover: a worker's reader pauses while
+//! its own documents pile up unmerged ([`Backlog`]), and a stop ends every
+//! gather at once, since a failed worker may never send its end marker.
 //!
 //! [`DynamicInstances`]: crate::instances::DynamicInstances
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -31,7 +38,8 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 
 use crate::data::TokenizedDocument;
-use crate::operator::{Flow, FlowStream};
+use crate::error::Error;
+use crate::operator::{Control, Flow, FlowStream};
 
 /// One worker's stream as the merge sees it.
 #[derive(Debug, Default)]
@@ -95,43 +103,108 @@ impl OrderedMerge {
         }
     }
 
+    /// Documents of `source` that wait to be handed on.
+    pub fn waiting(&self, source: usize) -> usize {
+        self.sources.get(source).map_or(0, |s| s.waiting.len())
+    }
+
     /// Every stream has ended and every document was handed on.
     pub fn finished(&self) -> bool {
         self.sources.iter().all(|s| s.ended && s.waiting.is_empty())
     }
 }
 
+/// How many of this worker's own documents wait in its merge for the other
+/// workers'. Its reader pauses above [`BACKLOG_LIMIT`]: a worker whose
+/// output has room but whose merge waits on a worker blocked by the
+/// consumer would otherwise read on through its whole share, holding it in
+/// memory on every worker.
+#[derive(Clone, Debug, Default)]
+pub struct Backlog(Rc<Cell<usize>>);
+
+/// Own documents a worker may hold unmerged before its reader pauses.
+pub const BACKLOG_LIMIT: usize = 256;
+
+impl Backlog {
+    /// Whether the reader may go on.
+    pub fn has_room(&self) -> bool {
+        self.0.get() < BACKLOG_LIMIT
+    }
+}
+
+/// Stops the run when its worker thread unwinds from a panic: the other
+/// workers' merges wait for this worker's end marker, which will never come.
+struct PanicGuard {
+    control: Control,
+    worker: usize,
+}
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.control
+                .fail(Error::config(format!("worker {} panicked", self.worker)));
+        }
+    }
+}
+
 /// The gather as a timely operator: every worker's documents go to every
-/// worker, which merges them. Its stream ends once all workers' have.
+/// worker, which merges them. Its stream ends once all workers' have, or at
+/// once when the run stops (an error anywhere, or the consumer has enough):
+/// a failed worker's end marker may never come, its worker being blocked on
+/// a full channel that nobody reads any more.
 pub fn gather<'s>(
     docs: FlowStream<'s, TokenizedDocument>,
     name: &str,
+    control: Control,
+    backlog: Backlog,
 ) -> FlowStream<'s, TokenizedDocument> {
     let scope = docs.scope();
     let (me, peers) = (scope.index(), scope.peers());
     docs.flat_map(move |flow| (0..peers).map(move |to| (to as u64, me, flow.clone())))
         .exchange(|(to, _, _)| *to)
-        .unary(Pipeline, name, move |_cap, _info| {
+        .unary(Pipeline, name, move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let guard = PanicGuard {
+                control: control.clone(),
+                worker: me,
+            };
+            // Held until the end marker is out: a stop may need it when no
+            // input has come.
+            let mut cap = Some(cap);
             let mut merge = OrderedMerge::new(peers);
-            let mut done = false;
             move |input, output| {
-                input.for_each(|cap, data| {
-                    let mut session = output.session(&cap);
+                let _ = &guard;
+                input.for_each(|_, data| {
                     for (_, from, flow) in data.drain(..) {
                         match flow {
+                            _ if cap.is_none() => {}
                             Flow::Item(doc) => merge.push(from, doc),
                             Flow::End => merge.end(from),
                         }
                     }
-                    merge.release(&mut |doc| session.give(Flow::Item(doc)));
-                    if merge.finished() && !done {
-                        done = true;
-                        session.give(Flow::End);
-                    }
                 });
+                let Some(c) = cap.as_ref() else { return };
+                let mut session = output.session(c);
+                merge.release(&mut |doc| session.give(Flow::Item(doc)));
+                if merge.finished() || control.stopped() {
+                    session.give(Flow::End);
+                    drop(session);
+                    cap = None;
+                    merge = OrderedMerge::new(0);
+                    backlog.0.set(0);
+                    return;
+                }
+                drop(session);
+                backlog.0.set(merge.waiting(me));
+                // A stop (or a panic elsewhere) may come while no input does.
+                activator.activate_after(STOP_CHECK);
             }
         })
 }
+
+/// How often a waiting gather looks whether the run was stopped.
+const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {

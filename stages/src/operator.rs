@@ -34,6 +34,10 @@ pub type FlowStream<'s, T> = Stream<'s, u64, Vec<Flow<T>>>;
 /// does a bounded amount of work before the sinks can push back.
 const SOURCE_BURST: usize = 64;
 
+/// How long an operator waiting on something other than its input sleeps
+/// before looking again.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Shared between all workers and the driver: the first error, and a request
 /// to stop early (an error happened, or the consumer has what it needs).
 #[derive(Clone, Default)]
@@ -73,11 +77,28 @@ pub fn channel_source<'s, T: Clone + 'static>(
     rx: Receiver<Result<T, Error>>,
     control: Control,
 ) -> FlowStream<'s, T> {
+    channel_source_while(scope, name, rx, control, || true)
+}
+
+/// [`channel_source`] that takes nothing from its channel while `may_read`
+/// says no (something further down holds enough of this worker's items),
+/// looking again after [`PAUSE`].
+pub fn channel_source_while<'s, T: Clone + 'static>(
+    scope: Scope<'s, u64>,
+    name: &str,
+    rx: Receiver<Result<T, Error>>,
+    control: Control,
+    may_read: impl Fn() -> bool + 'static,
+) -> FlowStream<'s, T> {
     source(scope, name, move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         move |output| {
             let Some(c) = cap.as_ref() else { return };
+            if !control.stopped() && !may_read() {
+                activator.activate_after(PAUSE);
+                return;
+            }
             let mut session = output.session(c);
             let mut ended = control.stopped();
             let mut sent = 0;

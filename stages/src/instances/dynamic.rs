@@ -8,10 +8,10 @@
 //! afterwards:
 //!
 //! 1. Every worker receives every tokenized document in corpus order (each
-//!    worker reads, splits, tokenizes and segments its share, and
+//!    worker splits, tokenizes and segments its share, and
 //!    [`crate::gather`] hands the shares to all workers), and cuts every
-//!    one of them: the instances of document `d` are
-//!    drawn from a random stream seeded by (seed, `d`) alone, with random
+//!    one of them: the instances of document `d` are drawn from a random
+//!    stream seeded by (seed, `d`) alone, with random
 //!    next segments from a reservoir of the last `reservoir_docs` documents
 //!    of the corpus (the same on every worker, since every worker sees every
 //!    document). Instance `n` of an epoch is the `n`-th one cut.
@@ -27,12 +27,12 @@
 //!    resumed run gets the same masks, and the same instance is masked
 //!    differently in every epoch.
 //!
-//! The price: every worker cuts and shuffles the whole corpus; reading,
-//! tokenizing, Jieba, masking and batching are split among the workers. An
-//! epoch is one
-//! pass over the corpus (the reader reads it `epochs` times); a document
-//! index that does not grow starts the next epoch, which clears the
-//! reservoir and so cuts the same instances again.
+//! The price: every worker cuts and shuffles the whole corpus (and every
+//! reader reads it); cleaning, sentence splitting, WordPiece, Jieba,
+//! masking and batching are split among the workers. An epoch is one pass
+//! over the corpus (the reader reads it `epochs` times); a document index
+//! that does not grow starts the next epoch, which clears the reservoir and
+//! so cuts the same instances again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
