@@ -15,7 +15,13 @@ fn root() -> PathBuf {
 fn plan(dir: &Path, workers: usize) -> Plan {
     let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
     let part: Vec<&str> = text.split("\n\n").take(4).collect();
-    std::fs::write(dir.join("corpus.txt"), part.join("\n\n")).unwrap();
+    plan_over(dir, &part, workers, "", "")
+}
+
+/// A pipeline over the documents `docs`, with `masking` lines in its
+/// `[masking]` and `extra` sections.
+fn plan_over(dir: &Path, docs: &[&str], workers: usize, masking: &str, extra: &str) -> Plan {
+    std::fs::write(dir.join("corpus.txt"), docs.join("\n\n")).unwrap();
     let toml = format!(
         r#"seed = 5
 workers = 1
@@ -30,8 +36,10 @@ max_seq_length = 64
 dupe_factor = 2
 [masking]
 max_predictions_per_seq = 10
+{masking}
 [batching]
 batch_size = 8
+{extra}
 [sink]
 kind = "check"
 "#,
@@ -57,8 +65,53 @@ fn two_shards_of_one_worker_make_one_process_of_two() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = collect(start::<Batch>(&plan(tmp.path(), 2)).unwrap());
     let one = plan(tmp.path(), 1);
+    assert_shards_make_whole(&one, &whole);
+}
+
+/// Dedup across processes: each shard decides the duplicates of the whole
+/// corpus the same way, so the shards still make the 2-worker stream, in
+/// which the duplicates are gone.
+#[test]
+fn two_shards_drop_the_same_duplicates_as_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let chapters: Vec<&str> = text.split("\n\n").take(4).collect();
+    // Chapters 1 and 2 again at the end, each on the other shard's slot
+    // (documents go to slot index mod 2).
+    let mut docs = chapters.clone();
+    docs.extend([chapters[1], chapters[2]]);
+    let dedup = "[dedup]\nkind = \"exact\"";
+    let whole = collect(start::<Batch>(&plan_over(tmp.path(), &docs, 2, "", dedup)).unwrap());
+    let one = plan_over(tmp.path(), &docs, 1, "", dedup);
+    assert_shards_make_whole(&one, &whole);
+    // The repeats come last, so what is kept is the corpus without them,
+    // with the same indices: the same stream.
+    let without = collect(start::<Batch>(&plan_over(tmp.path(), &chapters, 2, "", "")).unwrap());
+    assert!(whole == without, "dedup kept other documents");
+    let with_repeats = collect(start::<Batch>(&plan_over(tmp.path(), &docs, 2, "", "")).unwrap());
+    assert!(with_repeats.len() > whole.len());
+}
+
+/// Dynamic masking across processes: each process gathers its own
+/// workers' shares of the whole corpus, and the processes deal the one
+/// sequence by global slot, so two shards still make the 2-worker stream.
+#[test]
+fn two_shards_with_dynamic_masking_make_one_process_of_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let chapters: Vec<&str> = text.split("\n\n").take(5).collect();
+    let dynamic = "kind = \"dynamic\"\nepochs = 2";
+    let whole = collect(start::<Batch>(&plan_over(tmp.path(), &chapters, 2, dynamic, "")).unwrap());
+    let one = plan_over(tmp.path(), &chapters, 1, dynamic, "");
+    assert_shards_make_whole(&one, &whole);
+}
+
+/// Shard r of 2 (one worker each) produces global worker slot r's stream:
+/// taking a batch from each in turn gives the stream of one process with
+/// two workers.
+fn assert_shards_make_whole(one: &Plan, whole: &[Batch]) {
     let shards: Vec<Vec<Batch>> = (0..2)
-        .map(|index| collect(start_shard::<Batch>(&one, Shard { index, count: 2 }).unwrap()))
+        .map(|index| collect(start_shard::<Batch>(one, Shard { index, count: 2 }).unwrap()))
         .collect();
     assert!(shards.iter().all(|s| s.len() > 2), "too little data");
     assert_ne!(
