@@ -38,7 +38,6 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 
 use crate::data::TokenizedDocument;
-use crate::error::Error;
 use crate::operator::{Control, Flow, FlowStream};
 
 /// One worker's stream as the merge sees it.
@@ -119,32 +118,32 @@ impl OrderedMerge {
 /// output has room but whose merge waits on a worker blocked by the
 /// consumer would otherwise read on through its whole share, holding it in
 /// memory on every worker.
-#[derive(Clone, Debug, Default)]
-pub struct Backlog(Rc<Cell<usize>>);
+#[derive(Clone, Debug)]
+pub struct Backlog {
+    waiting: Rc<Cell<usize>>,
+    limit: usize,
+}
 
 /// Own documents a worker may hold unmerged before its reader pauses.
 pub const BACKLOG_LIMIT: usize = 256;
 
-impl Backlog {
-    /// Whether the reader may go on.
-    pub fn has_room(&self) -> bool {
-        self.0.get() < BACKLOG_LIMIT
+impl Default for Backlog {
+    fn default() -> Backlog {
+        Backlog::with_limit(BACKLOG_LIMIT)
     }
 }
 
-/// Stops the run when its worker thread unwinds from a panic: the other
-/// workers' merges wait for this worker's end marker, which will never come.
-struct PanicGuard {
-    control: Control,
-    worker: usize,
-}
-
-impl Drop for PanicGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.control
-                .fail(Error::config(format!("worker {} panicked", self.worker)));
+impl Backlog {
+    pub fn with_limit(limit: usize) -> Backlog {
+        Backlog {
+            waiting: Rc::default(),
+            limit,
         }
+    }
+
+    /// Whether the reader may go on.
+    pub fn has_room(&self) -> bool {
+        self.waiting.get() < self.limit
     }
 }
 
@@ -161,46 +160,51 @@ pub fn gather<'s>(
 ) -> FlowStream<'s, TokenizedDocument> {
     let scope = docs.scope();
     let (me, peers) = (scope.index(), scope.peers());
-    docs.flat_map(move |flow| (0..peers).map(move |to| (to as u64, me, flow.clone())))
-        .exchange(|(to, _, _)| *to)
-        .unary(Pipeline, name, move |cap, info| {
-            let activator = scope.activator_for(info.address);
-            let guard = PanicGuard {
-                control: control.clone(),
-                worker: me,
-            };
-            // Held until the end marker is out: a stop may need it when no
-            // input has come.
-            let mut cap = Some(cap);
-            let mut merge = OrderedMerge::new(peers);
-            move |input, output| {
-                let _ = &guard;
-                input.for_each(|_, data| {
-                    for (_, from, flow) in data.drain(..) {
-                        match flow {
-                            _ if cap.is_none() => {}
-                            Flow::Item(doc) => merge.push(from, doc),
-                            Flow::End => merge.end(from),
-                        }
+    docs.flat_map(move |flow| {
+        // A copy for every other worker; this worker's own takes the original.
+        let mut copies: Vec<_> = (0..peers)
+            .filter(|&to| to != me)
+            .map(|to| (to as u64, me, flow.clone()))
+            .collect();
+        copies.push((me as u64, me, flow));
+        copies
+    })
+    .exchange(|(to, _, _)| *to)
+    .unary(Pipeline, name, move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        // Held until the end marker is out: a stop may need it when no
+        // input has come.
+        let mut cap = Some(cap);
+        let mut merge = OrderedMerge::new(peers);
+        move |input, output| {
+            input.for_each(|_, data| {
+                for (_, from, flow) in data.drain(..) {
+                    match flow {
+                        _ if cap.is_none() => {}
+                        Flow::Item(doc) => merge.push(from, doc),
+                        Flow::End => merge.end(from),
                     }
-                });
-                let Some(c) = cap.as_ref() else { return };
-                let mut session = output.session(c);
-                merge.release(&mut |doc| session.give(Flow::Item(doc)));
-                if merge.finished() || control.stopped() {
-                    session.give(Flow::End);
-                    drop(session);
-                    cap = None;
-                    merge = OrderedMerge::new(0);
-                    backlog.0.set(0);
-                    return;
                 }
-                drop(session);
-                backlog.0.set(merge.waiting(me));
-                // A stop (or a panic elsewhere) may come while no input does.
-                activator.activate_after(STOP_CHECK);
+            });
+            let Some(c) = cap.as_ref() else { return };
+            let mut session = output.session(c);
+            if !control.stopped() {
+                merge.release(&mut |doc| session.give(Flow::Item(doc)));
             }
-        })
+            if merge.finished() || control.stopped() {
+                session.give(Flow::End);
+                drop(session);
+                cap = None;
+                merge = OrderedMerge::new(0);
+                backlog.waiting.set(0);
+                return;
+            }
+            drop(session);
+            backlog.waiting.set(merge.waiting(me));
+            // A stop may come while no input does.
+            activator.activate_after(STOP_CHECK);
+        }
+    })
 }
 
 /// How often a waiting gather looks whether the run was stopped.
