@@ -13,17 +13,9 @@
 # NEZHA names the binary (default: build and use target/release/nezha).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${DATA_DIR:?set DATA_DIR (train.tsv, dev.tsv, test.tsv)}"
-: "${VOCAB_FILE:?set VOCAB_FILE}"
-: "${OUTPUT_DIR:?set OUTPUT_DIR}"
-if [[ -z "${NEZHA:-}" ]]; then
-    source scripts/libtorch.sh
-    cargo build --release --quiet --bin nezha
-    NEZHA=target/release/nezha
-fi
-extra=()
-[[ -n "${INIT_CHECKPOINT:-}" ]] && extra+=(--init_checkpoint "$INIT_CHECKPOINT")
-[[ -n "${BERT_CONFIG_FILE:-}" ]] && extra+=(--bert_config_file "$BERT_CONFIG_FILE")
+source scripts/downstream.sh
+downstream_setup "train.tsv, dev.tsv, test.tsv"
+extra=("${init[@]}")
 [[ -n "${TEXT_B:-}" ]] && extra+=(--text_b "$TEXT_B")
 [[ -n "${TASK_NAME:-}" ]] && extra+=(--task_name "$TASK_NAME")
 exec "$NEZHA" finetune classify \

@@ -41,17 +41,8 @@ PY
     exit 0
 fi
 
-: "${DATA_DIR:?set DATA_DIR (train.txt, dev.txt, test.txt)}"
-: "${VOCAB_FILE:?set VOCAB_FILE}"
-: "${OUTPUT_DIR:?set OUTPUT_DIR}"
-if [[ -z "${NEZHA:-}" ]]; then
-    source scripts/libtorch.sh
-    cargo build --release --quiet --bin nezha
-    NEZHA=target/release/nezha
-fi
-init=()
-[[ -n "${INIT_CHECKPOINT:-}" ]] && init+=(--init_checkpoint "$INIT_CHECKPOINT")
-[[ -n "${BERT_CONFIG_FILE:-}" ]] && init+=(--bert_config_file "$BERT_CONFIG_FILE")
+source scripts/downstream.sh
+downstream_setup "train.txt, dev.txt, test.txt"
 exec "$NEZHA" finetune ner \
     --data_dir "$DATA_DIR" \
     --vocab_file "$VOCAB_FILE" \

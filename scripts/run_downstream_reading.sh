@@ -10,17 +10,8 @@
 # NEZHA names the binary (default: build and use target/release/nezha).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${DATA_DIR:?set DATA_DIR (train.json, dev.json, test.json)}"
-: "${VOCAB_FILE:?set VOCAB_FILE}"
-: "${OUTPUT_DIR:?set OUTPUT_DIR}"
-if [[ -z "${NEZHA:-}" ]]; then
-    source scripts/libtorch.sh
-    cargo build --release --quiet --bin nezha
-    NEZHA=target/release/nezha
-fi
-extra=()
-[[ -n "${INIT_CHECKPOINT:-}" ]] && extra+=(--init_checkpoint "$INIT_CHECKPOINT")
-[[ -n "${BERT_CONFIG_FILE:-}" ]] && extra+=(--bert_config_file "$BERT_CONFIG_FILE")
+source scripts/downstream.sh
+downstream_setup "train.json, dev.json, test.json"
 exec "$NEZHA" finetune mrc \
     --data_dir "$DATA_DIR" \
     --vocab_file "$VOCAB_FILE" \
@@ -31,4 +22,4 @@ exec "$NEZHA" finetune mrc \
     --learning_rate "${LEARNING_RATE:-3e-5}" \
     --num_train_epochs "${NUM_TRAIN_EPOCHS:-2}" \
     --do_lower_case "${DO_LOWER_CASE:-false}" \
-    "${extra[@]}" "$@"
+    "${init[@]}" "$@"
