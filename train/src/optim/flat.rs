@@ -181,11 +181,31 @@ impl Moments {
     }
 
     /// `(offset, numel)` of every parameter's slice, in layout order.
-    pub(crate) fn layout_slices(&self) -> Vec<(i64, i64)> {
+    fn layout_slices(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.order
             .iter()
             .map(|&i| (self.offsets[i], self.shapes[i].iter().product()))
-            .collect()
+    }
+
+    /// Number of parameters.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The flat layout cut into chunks of at most `size` elements, none
+    /// spanning two parameters, for the fused optimizer loops and kernels:
+    /// `(parameter's position in layout order, start, end)`.
+    pub(crate) fn chunks(&self, size: i64) -> Vec<(usize, i64, i64)> {
+        let mut chunks = Vec::new();
+        for (position, (offset, numel)) in self.layout_slices().enumerate() {
+            let mut start = offset;
+            while start < offset + numel {
+                let end = (start + size).min(offset + numel);
+                chunks.push((position, start, end));
+                start = end;
+            }
+        }
+        chunks
     }
 
     /// One value per parameter (by parameter index), put in layout order.
@@ -220,6 +240,29 @@ impl Moments {
             }
         });
         Some(flat.shallow_clone())
+    }
+
+    /// Zeroes every parameter's gradient in place (keeping it where it
+    /// lives): the flat gradient buffer with one pass once the gradients
+    /// live in it, and any gradient found elsewhere on its own.
+    pub fn zero_grads(&self, params: &[(String, Tensor)]) {
+        let flat = self.g.get();
+        tch::no_grad(|| {
+            if let Some(flat) = flat {
+                let _ = flat.shallow_clone().zero_();
+            }
+            for (i, (_, p)) in params.iter().enumerate() {
+                let mut grad = p.grad();
+                let in_flat = flat.is_some_and(|f| {
+                    self.offsets.get(i).is_some()
+                        && grad.defined()
+                        && grad.data_ptr() as usize == self.slice_ptr(f, i)
+                });
+                if grad.defined() && !in_flat {
+                    let _ = grad.zero_();
+                }
+            }
+        });
     }
 
     /// Per-parameter sums of squares of a flat buffer, in layout order.

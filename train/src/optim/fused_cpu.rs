@@ -139,20 +139,18 @@ struct Buffers {
 impl FusedCpu {
     /// The chunk table for `moments`' layout.
     pub fn new(moments: &Moments) -> FusedCpu {
-        let slices = moments.layout_slices();
-        let mut chunks = Vec::new();
-        for (param, &(offset, numel)) in slices.iter().enumerate() {
-            let (offset, numel) = (offset as usize, numel as usize);
-            let mut start = offset;
-            while start < offset + numel {
-                let end = (start + CHUNK).min(offset + numel);
-                chunks.push(Chunk { param, start, end });
-                start = end;
-            }
-        }
+        let chunks = moments
+            .chunks(CHUNK as i64)
+            .into_iter()
+            .map(|(param, start, end)| Chunk {
+                param,
+                start: start as usize,
+                end: end as usize,
+            })
+            .collect();
         FusedCpu {
             chunks,
-            params: slices.len(),
+            params: moments.len(),
             len: moments.w.numel(),
         }
     }

@@ -137,17 +137,12 @@ impl FusedLamb {
             .load_module(ptx)
             .context("loading the fused LAMB kernels")?;
         let (mut starts, mut ends, mut owners) = (Vec::new(), Vec::new(), Vec::new());
-        for (position, (offset, numel)) in moments.layout_slices().into_iter().enumerate() {
-            let mut s = offset;
-            while s < offset + numel {
-                let e = (s + CHUNK).min(offset + numel);
-                starts.push(s);
-                ends.push(e);
-                owners.push(position as i32);
-                s = e;
-            }
+        for (position, start, end) in moments.chunks(CHUNK) {
+            starts.push(start);
+            ends.push(end);
+            owners.push(position as i32);
         }
-        let params = moments.layout_slices().len() as i64;
+        let params = moments.len() as i64;
         Ok(FusedLamb {
             stream: ctx.default_stream(),
             moments: module.load_function("lamb_moments")?,
