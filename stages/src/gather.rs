@@ -6,9 +6,8 @@
 //!
 //! Each worker broadcasts its documents; every worker merges the streams of
 //! all workers back into one. A worker's stream is in corpus order: by
-//! index within a pass over the corpus, pass after pass, and a new pass
-//! shows as an index that does not grow (as [`DynamicInstances`] reads it
-//! too). The merge hands on the smallest (pass, index) once every worker
+//! index within a pass over the corpus, pass after pass ([`Passes`], as
+//! [`DynamicInstances`] reads it too). The merge hands on the smallest (pass, index) once every worker
 //! whose stream has not ended has one waiting, so the result does not
 //! depend on which worker ran ahead.
 //!
@@ -38,14 +37,14 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 
 use crate::data::TokenizedDocument;
+use crate::ingest::Passes;
 use crate::operator::{Control, Flow, FlowStream};
 
 /// One worker's stream as the merge sees it.
 #[derive(Debug, Default)]
 struct Source {
     waiting: VecDeque<(u64, TokenizedDocument)>,
-    /// The pass of the last document that arrived, and its index.
-    last: Option<(u64, u64)>,
+    passes: Passes,
     ended: bool,
 }
 
@@ -65,12 +64,7 @@ impl OrderedMerge {
     /// The next document of `source`'s stream.
     pub fn push(&mut self, source: usize, doc: TokenizedDocument) {
         let s = &mut self.sources[source];
-        let pass = match s.last {
-            Some((pass, index)) if doc.index <= index => pass + 1,
-            Some((pass, _)) => pass,
-            None => 0,
-        };
-        s.last = Some((pass, doc.index));
+        let pass = s.passes.pass_of(doc.index);
         s.waiting.push_back((pass, doc));
     }
 

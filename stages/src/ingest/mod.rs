@@ -9,6 +9,7 @@ mod files;
 mod jsonl;
 mod lines;
 mod numbering;
+mod passes;
 mod reader;
 mod text;
 
@@ -16,6 +17,7 @@ pub use files::resolve_inputs;
 pub use jsonl::JsonLines;
 pub use lines::LineReader;
 pub use numbering::Numbering;
+pub use passes::Passes;
 pub use reader::{spawn_reader, spawn_reader_passes};
 pub use text::Text;
 

@@ -41,6 +41,7 @@ use super::document::{check_segments, DocumentInstances, InstanceParams};
 use super::shuffle_buffer::ShuffleBuffer;
 use crate::data::{Instance, TokenizedDocument};
 use crate::error::{Error, Result};
+use crate::ingest::Passes;
 use crate::masking::{Masker, MaskingParams, WholeWords};
 use crate::pyrandom::FastRandom;
 use crate::stage::Stage;
@@ -96,7 +97,8 @@ pub struct DynamicInstances {
     /// Instances that left the shuffle buffer, on any worker, since the
     /// start of the run: the position in the sequence that is dealt out.
     released: u64,
-    last_index: Option<u64>,
+    /// Tells when a document starts the next epoch.
+    passes: Passes,
 }
 
 impl DynamicInstances {
@@ -129,7 +131,7 @@ impl DynamicInstances {
             epoch: 0,
             cut: 0,
             released: 0,
-            last_index: None,
+            passes: Passes::default(),
             params,
         })
     }
@@ -177,10 +179,9 @@ impl Stage for DynamicInstances {
     type Out = Instance;
 
     fn push(&mut self, doc: TokenizedDocument, emit: &mut dyn FnMut(Instance)) -> Result<()> {
-        if self.last_index.is_some_and(|last| doc.index <= last) {
+        if self.passes.pass_of(doc.index) != self.epoch {
             self.start_next_epoch(emit);
         }
-        self.last_index = Some(doc.index);
         check_segments(&doc, "dynamic instances")?;
         if doc.is_empty() {
             return Ok(());
