@@ -8,9 +8,9 @@ use nezha_stages::error::Error;
 use nezha_stages::gather::{gather, Backlog};
 use nezha_stages::ingest::spawn_reader_passes;
 use nezha_stages::operator::{
-    channel_sink, channel_source, channel_source_while, stage_operator, Control, FlowStream,
+    channel_sink, channel_source_while, stage_operator, Control, FlowStream,
 };
-use nezha_stages::registry::WorkerInfo;
+use nezha_stages::registry::{Reading, WorkerInfo};
 use nezha_stages::sinks::RoundRobin;
 use nezha_stages::stage::BoxedStage;
 use nezha_stages::Batch;
@@ -132,6 +132,25 @@ impl<T> Running<T> {
     }
 }
 
+/// The documents worker `w` of this process (of `peers`) reads: its global
+/// slot's share, or, in a gathering run, its share among this process's
+/// workers only, since the gather reaches no other process (every process
+/// then reads the whole corpus). The reader and `[dedup]`'s filter must
+/// agree on it.
+fn read_share(reading: Reading, shard: Shard, w: usize, peers: usize) -> Share {
+    if reading.gather {
+        Share {
+            index: w as u64,
+            of: peers as u64,
+        }
+    } else {
+        Share {
+            index: (shard.index * peers + w) as u64,
+            of: (shard.count * peers) as u64,
+        }
+    }
+}
+
 /// Which share of the global worker slots a process runs: with `count`
 /// processes of `plan.workers` workers each, process `index` runs slots
 /// index·workers .. (index+1)·workers of count·workers, so together they
@@ -177,22 +196,12 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         Some(d) => {
             let total = (shard.count * peers) as u64;
             let specs: Vec<FilterSpec> = (0..peers)
-                .map(|w| {
-                    let counted = Share {
+                .map(|w| FilterSpec {
+                    sees: read_share(plan.ctx.reading, shard, w, peers),
+                    counted: Share {
                         index: (shard.index * peers + w) as u64,
                         of: total,
-                    };
-                    // A gathering run splits reading among this process's
-                    // workers only: every process reads the whole corpus.
-                    let sees = if plan.ctx.reading.gather {
-                        Share {
-                            index: w as u64,
-                            of: peers as u64,
-                        }
-                    } else {
-                        counted
-                    };
-                    FilterSpec { sees, counted }
+                    },
                 })
                 .collect();
             let passes = plan.ctx.reading.passes;
@@ -240,18 +249,12 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         } else {
             Arc::new(AtomicU64::new(0))
         };
-        // A gathering run shares the corpus among this process's workers
-        // only, since the gather reaches no other process.
-        let (share, of) = if reading.gather {
-            (worker.index(), worker.peers())
-        } else {
-            (info.index, info.peers)
-        };
+        let share = read_share(reading, shard, worker.index(), worker.peers());
         spawn_reader_passes(
             ingest.format.clone(),
             ingest.files.clone(),
-            share,
-            of,
+            share.index as usize,
+            share.of as usize,
             reading.passes,
             counter,
             doc_tx,
@@ -272,16 +275,14 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
             let batching = batching.as_ref().map(|b| b(info)).transpose()?;
             worker.dataflow::<u64, _, _>(|scope| {
                 // A gathering worker reads only while its own documents
-                // are not piling up in its merge.
+                // are not piling up in its merge (without a gather the
+                // backlog stays empty).
                 let backlog = Backlog::default();
-                let mut docs = if reading.gather {
-                    let room = backlog.clone();
+                let room = backlog.clone();
+                let mut docs =
                     channel_source_while(scope, "ingest", doc_rx, control.clone(), move || {
                         room.has_room()
-                    })
-                } else {
-                    channel_source(scope, "ingest", doc_rx, control.clone())
-                };
+                    });
                 if let Some(f) = dedup {
                     docs = stage_operator(docs, "dedup", f, control.clone());
                 }
