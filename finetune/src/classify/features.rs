@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
@@ -79,22 +79,14 @@ pub struct Encoder {
     pub max_seq_length: usize,
 }
 
-/// The id of a special token every task needs ([CLS], [SEP]).
-pub(crate) fn special(vocab: &Vocab, token: &str) -> Result<i64> {
-    vocab
-        .id(token)
-        .map(i64::from)
-        .with_context(|| format!("the vocabulary has no {token}"))
-}
-
 impl Encoder {
     pub fn new(vocab: Arc<Vocab>, do_lower_case: bool, max_seq_length: usize) -> Result<Encoder> {
         ensure!(
             max_seq_length >= 3,
             "max_seq_length {max_seq_length} leaves no room for text"
         );
-        let cls = special(&vocab, "[CLS]")?;
-        let sep = special(&vocab, "[SEP]")?;
+        // Vocab::load refused a vocab without them.
+        let (cls, sep) = (i64::from(vocab.cls), i64::from(vocab.sep));
         Ok(Encoder {
             tokenizer: WordPiece::new(vocab, do_lower_case)?,
             cls,

@@ -20,7 +20,6 @@ use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
 use super::data::MrcExample;
-use crate::classify::features::special;
 
 /// BERT's "Chinese character" blocks.
 fn is_cjk(c: char) -> bool {
@@ -89,7 +88,7 @@ impl Windower {
         doc_stride: usize,
         max_query_length: usize,
     ) -> Result<Windower> {
-        let (cls, sep) = (special(&vocab, "[CLS]")?, special(&vocab, "[SEP]")?);
+        let (cls, sep) = (i64::from(vocab.cls), i64::from(vocab.sep));
         ensure!(doc_stride > 0, "doc_stride must be positive");
         ensure!(
             max_seq_length > max_query_length + 3,

@@ -17,7 +17,6 @@ use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
 use super::data::Sentence;
-use crate::classify::features::special;
 
 /// The tags the model predicts that are not the data's.
 pub const SPECIAL_TAGS: [&str; 3] = ["X", "[CLS]", "[SEP]"];
@@ -105,8 +104,7 @@ impl TagEncoder {
             max_seq_length >= 3,
             "max_seq_length {max_seq_length} leaves no room for text"
         );
-        let cls = special(&vocab, "[CLS]")?;
-        let sep = special(&vocab, "[SEP]")?;
+        let (cls, sep) = (i64::from(vocab.cls), i64::from(vocab.sep));
         Ok(TagEncoder {
             tokenizer: WordPiece::new(vocab, do_lower_case)?,
             cls,
