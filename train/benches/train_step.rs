@@ -100,9 +100,7 @@ fn main() -> anyhow::Result<()> {
         let t_bwd = t0.elapsed();
         let clip = optimizer.clip_and_step(&params, 1.0, 1.0, 1e-4, s as u64)?;
         assert!(clip.is_finite());
-        for (_, p) in &params {
-            p.shallow_clone().zero_grad();
-        }
+        optimizer.zero_grads(&params);
         let total = t0.elapsed();
         if s > 0 {
             println!(

@@ -170,9 +170,7 @@ fn train_step(
     sync();
     let t2 = t0.elapsed().as_secs_f64();
     optimizer.clip_and_step(params, 1.0, 1.0, 1e-4, s)?;
-    for (_, p) in params {
-        p.shallow_clone().zero_grad();
-    }
+    optimizer.zero_grads(params);
     sync();
     let t3 = t0.elapsed().as_secs_f64();
     Ok((loss.total.double_value(&[]), [t1, t2 - t1, t3 - t2]))

@@ -174,6 +174,12 @@ impl Optimizer {
         Ok(clip)
     }
 
+    /// Zeroes the parameters' gradients for the next step (see
+    /// [`Moments::zero_grads`]).
+    pub fn zero_grads(&self, params: &[(String, Tensor)]) {
+        self.moments().zero_grads(params);
+    }
+
     /// The parameters' gradients in the flat layout `step_flat` takes, or
     /// `None` when some parameter has no gradient.
     pub fn flat_grads(&self, params: &[(String, Tensor)]) -> Option<Tensor> {

@@ -70,13 +70,6 @@ pub fn dropout_seed(seed: u64, index: u64) -> i64 {
     (z ^ (z >> 31)) as i64
 }
 
-fn zero_grads(params: &[(String, Tensor)]) {
-    for (_, p) in params {
-        let mut p = p.shallow_clone();
-        p.zero_grad();
-    }
-}
-
 /// Builds the model and optimizer and the state to continue from: a fresh
 /// start, or the newest checkpoint when `cfg.resume` (which must have been
 /// written by a run of `world_size` processes; `rank` picks its data
@@ -406,7 +399,7 @@ where
                     state.step
                 ));
             }
-            zero_grads(&params);
+            optimizer.zero_grads(&params);
             state.batches_consumed = consumed_before;
             stopped = StopReason::DataExhausted;
             break;
@@ -432,7 +425,7 @@ where
         if let Some(s) = &mut state.loss_scaler {
             s.update(clip.is_finite());
         }
-        zero_grads(&params);
+        optimizer.zero_grads(&params);
 
         let means =
             Vec::<f64>::try_from(sums.to_device(tch::Device::Cpu) / (accum as f64 * world as f64))?;
