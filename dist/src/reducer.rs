@@ -48,8 +48,8 @@ struct State<'g> {
     /// Gradients of each bucket still to come in this backward.
     missing: Vec<usize>,
     ready: Vec<bool>,
-    /// The next bucket to start.
-    next: usize,
+    /// The buckets started in this step, in order (the next to start is
+    /// `started.len()`).
     started: Vec<(Tensor, Pending<'g>)>,
     /// Whether gradients arriving now start their buckets: only in the
     /// backward of a step's last micro-batch.
@@ -114,7 +114,6 @@ impl<'g> Reducer<'g> {
             buckets,
             bucket_of,
             ready: vec![false; params.len()],
-            next: 0,
             started: Vec::new(),
             armed: false,
             error: None,
@@ -149,7 +148,7 @@ impl<'g> Reducer<'g> {
     /// How many buckets have started their all-reduce since the last
     /// [`finish`](Reducer::finish).
     pub fn started(&self) -> usize {
-        self.lock().next
+        self.lock().started.len()
     }
 
     /// Call before the backward of a step's last micro-batch: each bucket
@@ -214,7 +213,7 @@ impl State<'_> {
         }
         self.ready[i] = true;
         self.missing[self.bucket_of[i]] -= 1;
-        while self.next < self.buckets.len() && self.missing[self.next] == 0 {
+        while self.started.len() < self.buckets.len() && self.missing[self.started.len()] == 0 {
             if let Err(e) = self.start_next(false) {
                 self.error = Some(e);
                 return;
@@ -225,7 +224,7 @@ impl State<'_> {
     fn finish(&mut self, without_step: bool) -> Result<()> {
         self.armed = false;
         let mut result = self.error.take().map_or(Ok(()), Err);
-        while result.is_ok() && self.next < self.buckets.len() {
+        while result.is_ok() && self.started.len() < self.buckets.len() {
             result = self.start_next(without_step);
         }
         let started = std::mem::take(&mut self.started);
@@ -239,7 +238,6 @@ impl State<'_> {
                 }
             }
         }
-        self.next = 0;
         self.ready.iter_mut().for_each(|r| *r = false);
         self.missing = self.buckets.iter().map(|r| r.len()).collect();
         result
@@ -253,17 +251,17 @@ impl State<'_> {
             let n = p.numel() as i64;
             let mut g = p.grad();
             if g.defined() {
-                g.copy_(&flat.narrow(0, offset, n).view(g.size().as_slice()));
+                g.copy_(&flat.narrow(0, offset, n).view_as(&g));
             }
             offset += n;
         }
     }
 
-    /// Flattens bucket `self.next`, divides it by the world size (as DDP,
+    /// Flattens the next bucket, divides it by the world size (as DDP,
     /// so that half precision does not overflow in the sum) and starts its
     /// all-reduce.
     fn start_next(&mut self, zeros_for_missing: bool) -> Result<()> {
-        let b = self.next;
+        let b = self.started.len();
         let _guard = tch::no_grad_guard();
         let mut parts = Vec::with_capacity(self.buckets[b].len());
         for &i in &self.order[self.buckets[b].clone()] {
@@ -288,12 +286,12 @@ impl State<'_> {
                 });
             }
         }
-        let flat = Tensor::cat(&parts, 0) / self.group.world_size() as f64;
+        let mut flat = Tensor::cat(&parts, 0);
+        flat /= self.group.world_size() as f64;
         let pending = self
             .group
             .start_all_reduce_sum(std::slice::from_ref(&flat))?;
         self.started.push((flat, pending));
-        self.next += 1;
         Ok(())
     }
 }
