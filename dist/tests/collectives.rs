@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{report, role};
-use nezha_dist::{ProcessGroup, Store};
+use nezha_dist::ProcessGroup;
 use tch::{Kind, Tensor};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,14 +105,7 @@ fn barrier_waits_for_every_rank() {
     let Some(role) = role("barrier_waits_for_every_rank") else {
         return common::run_two("barrier_waits_for_every_rank");
     };
-    let store = Store::new(
-        &role.addr,
-        role.port,
-        role.world_size,
-        role.rank == 0,
-        TIMEOUT,
-    )
-    .unwrap();
+    let store = role.store(TIMEOUT);
     // torch's default device, as the trainer will get it.
     let group = ProcessGroup::gloo(&store, role.rank, role.world_size, TIMEOUT).unwrap();
     group.barrier().unwrap();

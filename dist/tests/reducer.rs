@@ -64,10 +64,7 @@ fn check_mean(role: &Role, bucket_bytes: usize, armed: bool) {
     // Twice: the second step starts from a reset reducer and fresh gradients.
     for step in 0..2 {
         for (_, p) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
+            p.shallow_clone().zero_grad();
         }
         if armed {
             reducer.arm();

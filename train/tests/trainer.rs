@@ -22,12 +22,8 @@ fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn model_config() -> NezhaConfig {
-    common::small_model()
-}
-
 fn config(dir: &Path, total_steps: u64) -> TrainConfig {
-    let mut c = TrainConfig::new(model_config(), dir);
+    let mut c = TrainConfig::new(common::small_model(), dir);
     c.schedule = Schedule::new(2e-3, 1, total_steps);
     c.save_every = 2;
     c.progress_bar = false;
@@ -116,7 +112,7 @@ fn resume_with_a_positioned_source_skips_nothing() {
 fn accumulation_equals_one_big_batch() {
     let _rng = rng_lock();
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg_model = model_config();
+    let mut cfg_model = common::small_model();
     // No dropout, so that two micro-batches and one big batch see the same net.
     cfg_model.hidden_dropout_prob = 0.0;
     cfg_model.attention_probs_dropout_prob = 0.0;

@@ -1,5 +1,4 @@
 //! Fixtures the trainer's tests share.
-#![allow(dead_code)] // each test binary uses its own part of this module
 
 use nezha_stages::Batch;
 use nezha_train::model::NezhaConfig;
