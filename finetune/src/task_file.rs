@@ -72,28 +72,51 @@ impl Loaded {
 pub fn task_of(path: &Path) -> Result<&'static str> {
     let src = read(path)?;
     let doc = parse(path, &src)?;
-    let mut keys: Vec<_> = doc.get_ref().iter().map(|(k, _)| k).collect();
-    keys.sort_by_key(|k| k.span().start);
-    let task = keys
-        .first()
-        .and_then(|k| TASKS.iter().find(|t| **t == k.get_ref().as_ref()));
-    // The first key that is not the one task table: a stray key, or a second table.
-    let stray = if task.is_some() {
-        keys.get(1)
-    } else {
-        keys.first()
-    };
-    if let Some(k) = stray {
-        let (line, col) = line_col(&src, k.span().start);
-        return Err(anyhow!(
-            "{}:{line}:{col}: `{}`: a task file holds one [classify], [ner] or [mrc] table \
-             and nothing else",
-            path.display(),
-            k.get_ref()
+    let (name, _) = one_table(path, &src, &doc, None)?;
+    Ok(TASKS
+        .iter()
+        .find(|t| **t == name)
+        .expect("one_table checked it"))
+}
+
+/// The file's one table and its name: a task's (`task`'s, if given), and
+/// nothing else in the file. Keys are looked at in file order, so the error
+/// names the first one out of place.
+fn one_table<'d, 'a>(
+    path: &Path,
+    src: &str,
+    doc: &'d Spanned<DeTable<'a>>,
+    task: Option<&str>,
+) -> Result<(&'d str, &'d Spanned<DeValue<'a>>)> {
+    let at = |span: std::ops::Range<usize>, message| error_at(path, src, span.start, message);
+    let wanted = |name: &str| task.map_or(TASKS.contains(&name), |t| t == name);
+    let mut entries: Vec<_> = doc.get_ref().iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    let mut table = None;
+    for (k, v) in entries {
+        let name = k.get_ref().as_ref();
+        if table.is_none() && wanted(name) && matches!(v.get_ref(), DeValue::Table(_)) {
+            table = Some((name, v));
+            continue;
+        }
+        return Err(at(
+            k.span(),
+            match task {
+                Some(t) => format!(
+                    "`{name}`: a task file for `nezha finetune {t}` holds one [{t}] table and \
+                     nothing else"
+                ),
+                None => format!(
+                    "`{name}`: a task file holds one [classify], [ner] or [mrc] table and \
+                     nothing else"
+                ),
+            },
         ));
     }
-    task.copied()
-        .ok_or_else(|| anyhow!("{}: no [classify], [ner] or [mrc] table", path.display()))
+    table.ok_or_else(|| match task {
+        Some(t) => at(0..0, format!("no [{t}] table")),
+        None => anyhow!("{}: no [classify], [ner] or [mrc] table", path.display()),
+    })
 }
 
 const TASKS: [&str; 3] = ["classify", "ner", "mrc"];
@@ -105,37 +128,27 @@ fn read(path: &Path) -> Result<String> {
 
 fn parse<'a>(path: &Path, src: &'a str) -> Result<Spanned<DeTable<'a>>> {
     DeTable::parse(src).map_err(|e| {
-        let (line, col) = line_col(src, e.span().map_or(0, |s| s.start));
-        anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+        error_at(
+            path,
+            src,
+            e.span().map_or(0, |s| s.start),
+            e.message().into(),
+        )
     })
+}
+
+/// `file:line:col: message` for byte `offset` of the file.
+fn error_at(path: &Path, src: &str, offset: usize, message: String) -> anyhow::Error {
+    let (line, col) = line_col(src, offset);
+    anyhow!("{}:{line}:{col}: {message}", path.display())
 }
 
 /// Reads `path` as the task file of `task` (classify, ner or mrc).
 pub fn load(path: &Path, task: &str) -> Result<Loaded> {
     let src = read(path)?;
     let doc = parse(path, &src)?;
-    let at = |span: std::ops::Range<usize>, message: String| {
-        let (line, col) = line_col(&src, span.start);
-        anyhow!("{}:{line}:{col}: {message}", path.display())
-    };
-    let mut section = None;
-    for (k, v) in doc.get_ref() {
-        let name = k.get_ref().as_ref();
-        if name == task && matches!(v.get_ref(), DeValue::Table(_)) {
-            section = Some(v);
-        } else {
-            return Err(at(
-                k.span(),
-                format!(
-                    "`{name}`: a task file for `nezha finetune {task}` holds one [{task}] table \
-                     and nothing else"
-                ),
-            ));
-        }
-    }
-    let Some(section) = section else {
-        return Err(at(0..0, format!("no [{task}] table")));
-    };
+    let (_, section) = one_table(path, &src, &doc, Some(task))?;
+    let at = |span: std::ops::Range<usize>, message| error_at(path, &src, span.start, message);
     let params = Params::new(path, &src, task, section)?;
     let file: TaskFile = params.parse()?;
 
