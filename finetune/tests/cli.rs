@@ -42,12 +42,12 @@ fn command(task: &str, d: &Path, data: &Path, out: &Path, extra: &[&str]) -> Fin
     parse(&args)
 }
 
-/// The flag that starts from random weights of `vocab(d)`'s config.
-fn config_flag(d: &Path) -> [String; 2] {
-    [
-        "--bert_config_file".into(),
-        d.join("config.json").to_str().unwrap().into(),
-    ]
+/// [`command`] starting from random weights of `vocab(d)`'s config.
+fn from_scratch(task: &str, d: &Path, data: &Path, out: &Path, extra: &[&str]) -> FinetuneCommand {
+    let config = d.join("config.json");
+    let mut flags = vec!["--bert_config_file", config.to_str().unwrap()];
+    flags.extend(extra);
+    command(task, d, data, out, &flags)
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -183,14 +183,7 @@ fn ner_runs_end_to_end_and_again_from_its_checkpoint() {
         "--learning_rate",
         "1e-3",
     ];
-    let with = |more: &[&str]| -> Vec<String> {
-        flags.iter().chain(more).map(|f| f.to_string()).collect()
-    };
-    let run_ner = |out: &Path, more: &[String]| {
-        let refs: Vec<&str> = more.iter().map(String::as_str).collect();
-        run(&command("ner", d, &data, out, &refs))
-    };
-    run_ner(&out1, &with(&config_flag(d).each_ref().map(String::as_str))).unwrap();
+    run(&from_scratch("ner", d, &data, &out1, &flags)).unwrap();
     let m = lines(&out1.join("metrics.jsonl"));
     assert_eq!(m.len(), 3);
     assert_eq!(m[1]["epoch"], 2);
@@ -206,15 +199,16 @@ fn ner_runs_end_to_end_and_again_from_its_checkpoint() {
 
     // Again from the checkpoint the first run saved, format told from the path.
     let checkpoint = out1.join("model.safetensors");
-    run_ner(
-        &out2,
-        &with(&["--init_checkpoint", checkpoint.to_str().unwrap()]),
-    )
-    .unwrap();
+    let mut resumed = flags.to_vec();
+    resumed.extend(["--init_checkpoint", checkpoint.to_str().unwrap()]);
+    run(&command("ner", d, &data, &out2, &resumed)).unwrap();
     assert_eq!(lines(&out2.join("metrics.jsonl")).len(), 3);
 
     // Neither weights nor a config: one clear message.
-    let e = format!("{:#}", run_ner(&d.join("run3"), &with(&[])).unwrap_err());
+    let e = format!(
+        "{:#}",
+        run(&command("ner", d, &data, &d.join("run3"), &flags)).unwrap_err()
+    );
     assert!(e.contains("--bert_config_file"), "{e}");
 }
 
@@ -238,19 +232,14 @@ fn classify_runs_end_to_end() {
     write(&data, "dev.tsv", &tsv);
     write(&data, "test.tsv", &tsv);
     let out = d.join("out");
-    let [flag, config] = config_flag(d);
-    let classify = || {
-        let extra = [
-            flag.as_str(),
-            &config,
-            "--num_train_epochs",
-            "2",
-            "--train_batch_size",
-            "8",
-        ];
-        command("classify", d, &data, &out, &extra)
-    };
-    run(&classify()).unwrap();
+    let classify = from_scratch(
+        "classify",
+        d,
+        &data,
+        &out,
+        &["--num_train_epochs", "2", "--train_batch_size", "8"],
+    );
+    run(&classify).unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("label_list.txt")).unwrap(),
         "neg\npos\n"
@@ -264,7 +253,7 @@ fn classify_runs_end_to_end() {
 
     // A bad row is named by file and line.
     write(&data, "dev.tsv", "label\ttext_a\npos\t好\textra\n");
-    let e = format!("{:#}", run(&classify()).unwrap_err());
+    let e = format!("{:#}", run(&classify).unwrap_err());
     assert!(e.contains("dev.tsv:2"), "{e}");
 }
 
@@ -291,11 +280,8 @@ fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
         write(&data, f, &doc);
     }
     let out = d.join("out");
-    let [flag, config] = config_flag(d);
-    let mrc = || {
+    let mrc = {
         let extra = [
-            flag.as_str(),
-            &config,
             "--max_seq_length",
             "24",
             "--doc_stride",
@@ -307,9 +293,9 @@ fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
             "--train_batch_size",
             "8",
         ];
-        command("mrc", d, &data, &out, &extra)
+        from_scratch("mrc", d, &data, &out, &extra)
     };
-    run(&mrc()).unwrap();
+    run(&mrc).unwrap();
     let m = lines(&out.join("metrics.jsonl"));
     assert_eq!(m.len(), 2);
     assert!(m[1]["test"]["f1"].as_f64().is_some());
@@ -320,7 +306,7 @@ fn mrc_runs_end_to_end_and_refuses_a_file_that_is_not_squad() {
     assert!(p["q3"].is_string());
 
     write(&data, "dev.json", "{\"data\": [{\"title\": \"x\"}]}");
-    let e = format!("{:#}", run(&mrc()).unwrap_err());
+    let e = format!("{:#}", run(&mrc).unwrap_err());
     assert!(
         e.contains("dev.json: data[0]") && e.contains("\"paragraphs\""),
         "{e}"
