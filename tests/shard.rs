@@ -3,24 +3,21 @@
 //! together are exactly the stream of one process with two workers (which
 //! takes a batch from each worker in turn).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nezha::pipeline::{start, start_shard, Plan, RunOptions, Shard};
 use nezha_stages::Batch;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{chapters, root};
 
 fn plan(dir: &Path, workers: usize) -> Plan {
-    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
-    let part: Vec<&str> = text.split("\n\n").take(4).collect();
-    plan_over(dir, &part, workers, "", "")
+    plan_over(dir, &chapters(4), workers, "", "")
 }
 
 /// A pipeline over the documents `docs`, with `masking` lines in its
 /// `[masking]` and `extra` sections.
-fn plan_over(dir: &Path, docs: &[&str], workers: usize, masking: &str, extra: &str) -> Plan {
+fn plan_over(dir: &Path, docs: &[String], workers: usize, masking: &str, extra: &str) -> Plan {
     std::fs::write(dir.join("corpus.txt"), docs.join("\n\n")).unwrap();
     let toml = format!(
         r#"seed = 5
@@ -74,12 +71,11 @@ fn two_shards_of_one_worker_make_one_process_of_two() {
 #[test]
 fn two_shards_drop_the_same_duplicates_as_one_process() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
-    let chapters: Vec<&str> = text.split("\n\n").take(4).collect();
+    let chapters = chapters(4);
     // Chapters 1 and 2 again at the end, each on the other shard's slot
     // (documents go to slot index mod 2).
     let mut docs = chapters.clone();
-    docs.extend([chapters[1], chapters[2]]);
+    docs.extend([chapters[1].clone(), chapters[2].clone()]);
     let dedup = "[dedup]\nkind = \"exact\"";
     let whole = collect(start::<Batch>(&plan_over(tmp.path(), &docs, 2, "", dedup)).unwrap());
     let one = plan_over(tmp.path(), &docs, 1, "", dedup);
@@ -98,8 +94,7 @@ fn two_shards_drop_the_same_duplicates_as_one_process() {
 #[test]
 fn two_shards_with_dynamic_masking_make_one_process_of_two() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
-    let chapters: Vec<&str> = text.split("\n\n").take(5).collect();
+    let chapters = chapters(5);
     let dynamic = "kind = \"dynamic\"\nepochs = 2";
     let whole = collect(start::<Batch>(&plan_over(tmp.path(), &chapters, 2, dynamic, "")).unwrap());
     let one = plan_over(tmp.path(), &chapters, 1, dynamic, "");

@@ -7,7 +7,7 @@
 //!   number of workers, and masks the same instance anew in each epoch.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicU64;
 
@@ -17,9 +17,8 @@ use nezha_stages::tfrecord::{open_records, parse_features, FeatureValues};
 use nezha_stages::{Batch, Instance};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{chapters, root};
 
 /// The JSON objects of a `.jsonl.gz` file, read with the ingest's reader.
 fn json_lines(path: &Path) -> Vec<BTreeMap<String, Value>> {
@@ -94,15 +93,13 @@ fn the_whole_word_flag_writes_what_the_later_script_wrote() {
 /// A dynamic-masking pipeline over the first chapters of the bundled
 /// corpus, with Jieba whole words.
 fn dynamic_plan(dir: &Path, workers: usize, epochs: usize, sink: &str) -> Plan {
-    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
-    let part: Vec<&str> = text.split("\n\n").take(6).collect();
-    plan_over(dir, &part, workers, epochs, sink, "")
+    plan_over(dir, &chapters(6), workers, epochs, sink, "")
 }
 
 /// The same over the documents `docs`, with `extra` sections.
 fn plan_over(
     dir: &Path,
-    docs: &[&str],
+    docs: &[String],
     workers: usize,
     epochs: usize,
     sink: &str,
@@ -162,12 +159,11 @@ output = "{out}"
 /// first one's decisions).
 #[test]
 fn dynamic_masking_after_dedup_is_the_same_on_any_number_of_workers() {
-    let text = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
-    let chapters: Vec<&str> = text.split("\n\n").take(9).collect();
+    let chapters = chapters(9);
     // Chapters 0, 3 and 7 come again later; 20 documents, 17 distinct.
     let mut docs = chapters.clone();
-    docs.extend([chapters[3], chapters[0], chapters[7]]);
-    docs.extend(&chapters[1..9]);
+    docs.extend([3, 0, 7].map(|i| chapters[i].clone()));
+    docs.extend_from_slice(&chapters[1..9]);
     let run = |workers: usize| {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan_over(dir.path(), &docs, workers, 2, "check", "[dedup]\n");
