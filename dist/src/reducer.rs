@@ -72,7 +72,7 @@ impl<'g> Reducer<'g> {
             )
         };
         for (name, p) in params {
-            let problem = if !is_float(p.kind()) {
+            let problem = if !p.is_floating_point() {
                 format!("a {:?} parameter, not a floating-point one", p.kind())
             } else if !p.requires_grad() {
                 "it does not require a gradient".into()
@@ -294,13 +294,6 @@ impl State<'_> {
         self.started.push((flat, pending));
         Ok(())
     }
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    )
 }
 
 /// Splits consecutive tensors (dtype, device, bytes) into buckets: a bucket
