@@ -8,6 +8,7 @@
 //! [`registry`] picks the implementation of each step by name, as
 //! `pipeline.toml` asks.
 
+pub mod atomic_file;
 pub mod batch;
 pub mod command;
 pub mod data;

@@ -5,12 +5,11 @@
 //! order is deterministic for a given worker count and a slow sink slows
 //! every worker down instead of letting buffers grow.
 
-mod atomic_file;
 mod check;
 mod round_robin;
 mod tfrecord;
 
-pub use atomic_file::AtomicFile;
+pub use crate::atomic_file::AtomicFile;
 pub use check::{check_batch, BatchCounter};
 pub use round_robin::RoundRobin;
 pub use tfrecord::{TfRecordSink, WriteSummary};

@@ -1,9 +1,8 @@
-use std::io::Write;
 use std::path::PathBuf;
 
 use flate2::write::GzEncoder;
 
-use super::AtomicFile;
+use crate::atomic_file::AtomicFile;
 use crate::data::Instance;
 use crate::error::{Error, Result};
 use crate::tfrecord::{encode_instance, RecordWriter};
@@ -45,9 +44,8 @@ impl Out {
             Out::Plain(w) => w.into_inner().commit(),
             Out::Gzip(w) => {
                 let gz = w.into_inner();
-                let mut file = gz.finish().map_err(|e| Error::data(format!("gzip: {e}")))?;
-                file.flush()
-                    .map_err(|e| Error::data(format!("flush: {e}")))?;
+                let path = gz.get_ref().path().to_path_buf();
+                let file = gz.finish().map_err(|e| Error::io(&path, e))?;
                 file.commit()
             }
         }

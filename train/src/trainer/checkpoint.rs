@@ -5,20 +5,21 @@
 //! size and CRC-32C).
 //!
 //! A checkpoint directory is built under a temporary name, every file
-//! fsync'd, then renamed into place, so a listed checkpoint is complete; the
-//! checksums catch later truncation or corruption before anything is loaded.
+//! fsync'd, then renamed into place ([`atomic_file::persist`]), so a listed
+//! checkpoint is complete; the checksums catch later truncation or
+//! corruption before anything is loaded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nezha_stages::atomic_file;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::config::Precision;
 use super::loss_scale::LossScaler;
-use crate::atomic;
 use crate::model::{weights, NezhaConfig, NezhaForPreTraining};
 use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::tensorfile;
@@ -85,7 +86,8 @@ pub fn list(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();
-        // Temporary directories (`….tmp-<pid>`) are never complete checkpoints.
+        // Temporary directories (`step-N.tmp-…`, atomic_file::temp_path)
+        // are never complete checkpoints.
         if let Some(step) = name
             .strip_prefix("step-")
             .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
@@ -129,12 +131,12 @@ pub fn save(
     if final_dir.exists() {
         bail!("checkpoint {} already exists", final_dir.display());
     }
-    let tmp = atomic::temp_path(&final_dir);
+    let tmp = atomic_file::temp_path(&final_dir);
     if tmp.exists() {
         fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
     }
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let result = (|| -> Result<()> {
+    let written = (|| -> Result<()> {
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "pt".to_string());
         meta.insert(
@@ -154,15 +156,15 @@ pub fn save(
             &tmp.join(STATE_FILE),
             serde_json::to_string_pretty(&state)?.as_bytes(),
         )?;
-        atomic::sync_parent(&tmp.join(STATE_FILE))?;
-        fs::rename(&tmp, &final_dir)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), final_dir.display()))?;
-        atomic::sync_parent(&final_dir)
+        Ok(())
     })();
-    if let Err(e) = result {
+    if let Err(e) = written {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e.context(format!("writing checkpoint {}", final_dir.display())));
     }
+    // Syncs the directory's entries, renames it, syncs `checkpoints/`.
+    atomic_file::persist(&tmp, &final_dir)
+        .with_context(|| format!("writing checkpoint {}", final_dir.display()))?;
     let all = list(output_dir)?;
     if all.len() > keep {
         for (_, old) in &all[..all.len() - keep] {

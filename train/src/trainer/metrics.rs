@@ -5,9 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use nezha_stages::atomic_file;
 use serde::{Deserialize, Serialize};
-
-use crate::atomic;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -59,7 +58,7 @@ impl MetricsLog {
                     kept.push('\n');
                 }
             }
-            atomic::write_file(path, kept.as_bytes())?;
+            atomic_file::write_file(path, kept.as_bytes())?;
         }
         let file = OpenOptions::new()
             .create(true)

@@ -6,14 +6,14 @@
 //! text) and labels are drawn pixel by pixel from font8x8's embedded 8×8
 //! glyphs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use nezha_stages::atomic_file;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::metrics::StepMetrics;
-use crate::atomic;
 
 const W: u32 = 1000;
 const H: u32 = 800;
@@ -201,60 +201,60 @@ fn panel(
 pub fn write_png(path: &Path, metrics: &[StepMetrics]) -> Result<()> {
     // The encoder picks the format from the extension, so the temporary
     // name keeps `.png` at the end.
-    let mut tmp_name = atomic::temp_path(path)
-        .file_name()
-        .unwrap_or_default()
-        .to_os_string();
-    tmp_name.push(".png");
-    let tmp = path.with_file_name(tmp_name);
+    let mut tmp = atomic_file::temp_path(path).into_os_string();
+    tmp.push(".png");
+    let tmp = PathBuf::from(tmp);
+    if let Err(e) = draw(&tmp, metrics) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(atomic_file::persist(&tmp, path)?)
+}
+
+/// Draws the curves of `metrics` into the PNG file `tmp`.
+fn draw(tmp: &Path, metrics: &[StepMetrics]) -> Result<()> {
     let xs = range(metrics.iter().map(|m| m.step as f64));
     let xs = (xs.0.max(0.0), xs.1);
     let pts = |f: fn(&StepMetrics) -> f64| metrics.iter().map(|m| (m.step as f64, f(m))).collect();
-    {
-        let root = BitMapBackend::new(&tmp, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (top, bottom) = root.split_vertically(H * 3 / 5);
-        panel(
-            &top,
-            "loss",
-            xs,
-            &[
-                Series {
-                    name: "total",
-                    color: RGBColor(31, 119, 180),
-                    points: pts(|m| m.loss),
-                },
-                Series {
-                    name: "mlm",
-                    color: RGBColor(255, 127, 14),
-                    points: pts(|m| m.mlm_loss),
-                },
-                Series {
-                    name: "nsp",
-                    color: RGBColor(44, 160, 44),
-                    points: pts(|m| m.nsp_loss),
-                },
-            ],
-            false,
-        )?;
-        panel(
-            &bottom,
-            "learning rate",
-            xs,
-            &[Series {
-                name: "lr",
-                color: RGBColor(214, 39, 40),
-                points: pts(|m| m.lr),
-            }],
-            true,
-        )?;
-        root.present()
-            .map_err(err)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    let f = std::fs::File::open(&tmp).with_context(|| format!("reopening {}", tmp.display()))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    atomic::sync_parent(path)
+    let root = BitMapBackend::new(tmp, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, bottom) = root.split_vertically(H * 3 / 5);
+    panel(
+        &top,
+        "loss",
+        xs,
+        &[
+            Series {
+                name: "total",
+                color: RGBColor(31, 119, 180),
+                points: pts(|m| m.loss),
+            },
+            Series {
+                name: "mlm",
+                color: RGBColor(255, 127, 14),
+                points: pts(|m| m.mlm_loss),
+            },
+            Series {
+                name: "nsp",
+                color: RGBColor(44, 160, 44),
+                points: pts(|m| m.nsp_loss),
+            },
+        ],
+        false,
+    )?;
+    panel(
+        &bottom,
+        "learning rate",
+        xs,
+        &[Series {
+            name: "lr",
+            color: RGBColor(214, 39, 40),
+            points: pts(|m| m.lr),
+        }],
+        true,
+    )?;
+    root.present()
+        .map_err(err)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    Ok(())
 }
