@@ -29,6 +29,12 @@ impl Schedule {
         }
     }
 
+    /// Warmup steps when none are given: a tenth of the run (the
+    /// reference's 10 000 of 100 000 steps, and the `[train]` default).
+    pub fn default_warmup(total_steps: u64) -> u64 {
+        total_steps / 10
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.total_steps == 0 {
             bail!("schedule total_steps must be positive");

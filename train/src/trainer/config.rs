@@ -106,12 +106,32 @@ fn yes() -> bool {
 }
 
 impl TrainConfig {
-    /// Reference defaults (spec §4) for `model`, writing into `output_dir`.
+    /// Peak learning rate by default: the pipeline's `[train]` default (the
+    /// Ascend recipe's, and the NEZHA paper's for NEZHA-large); the TF
+    /// reference's `run_pretraining.py` flag says 5e-5.
+    pub const DEFAULT_LEARNING_RATE: f64 = 1e-4;
+    /// Optimizer updates by default (the reference's `num_train_steps`).
+    pub const DEFAULT_TOTAL_STEPS: u64 = 100_000;
+
+    /// The defaults for `model`, writing into `output_dir`: those the
+    /// pipeline's `[train]` section documents (it starts from them).
+    /// Learning rate 1e-4 ([`TrainConfig::DEFAULT_LEARNING_RATE`]), 100 000
+    /// steps of which a tenth warmup ([`Schedule::default_warmup`]) then
+    /// linear decay, LAMB with [`OptimizerConfig::default`], clipping at
+    /// 1.0, no accumulation, seed 12345, cpu in fp32, a checkpoint every
+    /// 1000 steps with 3 kept, progress bar, TensorBoard and plot on.
+    /// `docs/notes/optimizer.md` says where each comes from (mostly
+    /// NEZHA-TensorFlow's `run_pretraining.py` flags and `create_optimizer`).
     pub fn new(model: NezhaConfig, output_dir: impl Into<PathBuf>) -> TrainConfig {
+        let total = TrainConfig::DEFAULT_TOTAL_STEPS;
         TrainConfig {
             model,
             output_dir: output_dir.into(),
-            schedule: Schedule::new(5e-5, 10_000, 100_000),
+            schedule: Schedule::new(
+                TrainConfig::DEFAULT_LEARNING_RATE,
+                Schedule::default_warmup(total),
+                total,
+            ),
             optimizer: OptimizerKind::Lamb,
             optimizer_config: OptimizerConfig::default(),
             max_grad_norm: 1.0,
