@@ -1,4 +1,6 @@
-//! AdamWeightDecay as the reference's fine-tuning optimizer (spec §4): Adam
+//! AdamWeightDecay as the reference's fine-tuning optimizer
+//! (`AdamWeightDecayOptimizer.apply_gradients` in NEZHA-TensorFlow's
+//! `optimization.py`, Google BERT's class; `docs/notes/optimizer.md`): Adam
 //! moments without bias correction, decoupled weight decay. Updated on flat
 //! buffers like LAMB: by one fused loop on the CPU, with libtorch operators
 //! on a GPU.

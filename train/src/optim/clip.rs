@@ -1,4 +1,6 @@
-//! Global-norm gradient clipping (spec §4 "Gradients").
+//! Global-norm gradient clipping, as `create_optimizer` in NEZHA-TensorFlow's
+//! `optimization.py` (`tf.clip_by_global_norm` to 1.0; see
+//! `docs/notes/optimizer.md`).
 
 use tch::{Device, Kind, Tensor};
 

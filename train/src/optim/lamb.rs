@@ -1,4 +1,6 @@
-//! LAMB exactly as NEZHA-TensorFlow's `LAMBOptimizer` (spec §4), including
+//! LAMB exactly as NEZHA-TensorFlow's `LAMBOptimizer.apply_gradients`
+//! (`optimization.py`, at the commit [`crate::optim`] names; formulas in
+//! `docs/notes/optimizer.md`), including
 //! its departures from the LAMB paper: ε inside the square root and weight
 //! decay always included in the trust-ratio denominator, the ratio clipped to
 //! [0, 10], and bias correction with t = global_step + 1.

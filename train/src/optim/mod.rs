@@ -1,4 +1,9 @@
-//! The reference optimizers, schedule and clipping (spec §4).
+//! The reference optimizers, schedule and clipping: NEZHA-TensorFlow's
+//! `optimization.py` (`create_optimizer`, `LAMBOptimizer`,
+//! `AdamWeightDecayOptimizer`) at huawei-noah/Pretrained-Language-Model
+//! commit 0598f02d7fc4eaa7b4cbc1e9d7ab18bc875c24f9, which every "the
+//! reference" below means; `docs/notes/optimizer.md` sums up its arithmetic
+//! and where this code departs from it.
 
 pub mod adam;
 pub mod clip;

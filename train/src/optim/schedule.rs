@@ -1,4 +1,5 @@
-//! The reference learning-rate schedule (spec §4 "LR schedule"): linear
+//! The reference learning-rate schedule (`create_optimizer` in
+//! NEZHA-TensorFlow's `optimization.py`; `docs/notes/optimizer.md`): linear
 //! warmup from 0, then polynomial decay to 0 at `total_steps`.
 
 use anyhow::{bail, Result};
