@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${STEPS:-40}"
 warmup="${WARMUP:-5}"
-dir="${BENCH_DIR:-/tmp/nezha-dist-bench}"
+dir="${BENCH_DIR:-/tmp/nezha-c10d-bench}"
 rm -rf "$dir"
 mkdir -p "$dir"
 source scripts/setup.sh >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the nezha-dist crate (dist/) needs beyond scripts/libtorch.sh.
+# What the nezha-c10d crate (c10d/) needs beyond scripts/libtorch.sh.
 #
 #   bash scripts/setup-dist.sh          # Gloo's headers (Debian libgloo-dev)
 #   source scripts/setup-dist.sh --nccl # also the CUDA headers for the `nccl`
@@ -12,7 +12,7 @@
 # of torch 2.13.0's nvidia-cuda-runtime) provide nv/target and crt/host_config.h,
 # installed into a private venv. Both steps do nothing when already done.
 
-_nezha_dist_setup() (
+_nezha_c10d_setup() (
     set -euo pipefail
     if ! dpkg -s libgloo-dev >/dev/null 2>&1; then
         if [ "$(id -u)" -ne 0 ]; then
@@ -33,7 +33,7 @@ _nezha_dist_setup() (
 )
 
 NEZHA_CUDA_HEADERS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nezha/cuda-headers-13.0"
-if _nezha_dist_setup "${1:-}" "$NEZHA_CUDA_HEADERS_VENV"; then
+if _nezha_c10d_setup "${1:-}" "$NEZHA_CUDA_HEADERS_VENV"; then
     if [ "${1:-}" = "--nccl" ]; then
         for _nezha_inc in "$NEZHA_CUDA_HEADERS_VENV"/lib/python3*/site-packages/nvidia/cu13/include; do
             export NEZHA_CUDA_HEADERS="$_nezha_inc"

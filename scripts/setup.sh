@@ -3,7 +3,7 @@
 # the build environment. Source it: `source scripts/setup.sh`.
 #
 # - Debian packages: libgloo-dev (Gloo's headers, for the c10d shim in
-#   dist/; the torch wheel does not ship them).
+#   c10d/; the torch wheel does not ship them).
 # - libtorch from the PyPI wheel torch==2.13.0, in a venv under the user's
 #   cache folder (scripts/libtorch.sh), shared by every clone on the machine.
 # Rust crates come from crates.io through cargo itself.

@@ -1,7 +1,17 @@
 //! nezha: NEZHA pretraining data, training and fine-tuning as one streaming
-//! Rust program. The binary's subcommands live in [`commands`]; the
-//! preprocessing dataflow in [`pipeline`] and the `nezha-stages` crate.
+//! Rust program. The pipeline (without libtorch) is the `nezha-pipeline`
+//! crate; this crate adds what needs libtorch: the trainer as a sink
+//! ([`train_sink`], reading `[train]` with [`train_section`]), the rank
+//! side of multi-process runs ([`rank_join`]) and weight conversion.
 
-pub mod commands;
-pub mod pipeline;
-pub mod progress;
+pub mod convert;
+pub mod rank_join;
+pub mod tfrecord_batches;
+pub mod train_section;
+pub mod train_sink;
+
+/// Adds the trainer's sink (`[sink] kind = "train"` with its `[train]`
+/// section) to a registry.
+pub fn register(r: &mut nezha_pipeline::registry::Registry) {
+    train_sink::register(r);
+}

@@ -2,10 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nezha::commands;
 
 /// NEZHA pretraining in one streaming program: text in, masked instances
-/// out, straight into TFRecords or the trainer.
+/// out, straight into TFRecords or the trainer; then fine-tuning.
 #[derive(Parser)]
 #[command(name = "nezha", version, about, long_about = None)]
 struct Cli {
@@ -15,27 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the pipeline graph a TOML file describes (see pipeline.toml).
-    Run {
-        /// The pipeline file.
-        #[arg(default_value = "pipeline.toml")]
-        pipeline: PathBuf,
-        /// Number of timely workers (threads); overrides `workers` in the file.
-        #[arg(short = 'w', long)]
-        workers: Option<usize>,
-        /// Continue training from the newest checkpoint in `[train] output_dir`,
-        /// exactly where it stopped.
-        #[arg(long)]
-        resume: bool,
-    },
-    /// Train on several processes (one per device, like torchrun): starts
-    /// this node's ranks as `nezha run` with RANK, WORLD_SIZE, MASTER_ADDR and
-    /// MASTER_PORT set, and supervises them.
-    Launch(commands::launch::LaunchArgs),
-    /// Drop-in replacement for the reference create_pretraining_data.py:
-    /// same flags, same records.
-    #[command(name = "create_pretraining_data", args_override_self = true)]
-    CreatePretrainingData(commands::create_pretraining_data::Flags),
+    #[command(flatten)]
+    Pipeline(nezha_pipeline::cli::Command),
     /// Fine-tune a pretrained NEZHA on a downstream task.
     #[command(
         args_conflicts_with_subcommands = true,
@@ -52,41 +32,15 @@ enum Command {
     },
     /// Convert weights between TensorFlow checkpoints, Hugging Face
     /// directories and nezha's safetensors.
-    Convert(commands::convert::ConvertArgs),
-    /// Build a WordPiece vocab from a corpus (the tokenizers crate's
-    /// trainer), with the reference's special tokens first.
-    Vocab(commands::vocab::VocabArgs),
-    /// Count the records of a TFRecord file, check every CRC and show a few
-    /// examples decoded back to tokens.
-    Inspect {
-        file: PathBuf,
-        /// Vocab to turn ids back into tokens.
-        #[arg(long)]
-        vocab: Option<PathBuf>,
-        /// How many examples to show.
-        #[arg(long, default_value_t = 2)]
-        show: usize,
-    },
+    Convert(nezha::convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
+    nezha_pipeline::registry::install(nezha::register);
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Run {
-            pipeline,
-            workers,
-            resume,
-        } => commands::run::run(
-            pipeline,
-            nezha::pipeline::RunOptions {
-                workers: *workers,
-                resume: *resume,
-            },
-        ),
-        Command::Launch(args) => commands::launch::launch(args),
-        Command::CreatePretrainingData(flags) => commands::create_pretraining_data::run(flags),
-        Command::Vocab(args) => commands::vocab::run(args),
-        Command::Convert(args) => commands::convert::run(args),
+    nezha_pipeline::cli::exit(match &cli.command {
+        Command::Pipeline(command) => command.run(),
+        Command::Convert(args) => nezha::convert::run(args),
         Command::Finetune { config, task } => match (task, config) {
             (Some(task), _) => nezha_finetune::cli::run(task),
             (None, Some(file)) => {
@@ -94,15 +48,5 @@ fn main() -> ExitCode {
             }
             (None, None) => unreachable!("clap requires --config or a task"),
         },
-        Command::Inspect { file, vocab, show } => {
-            commands::inspect::run(file, vocab.as_ref(), *show)
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nezha: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

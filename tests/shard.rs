@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use nezha::pipeline::{start, start_shard, Plan, RunOptions, Shard};
+use nezha_pipeline::{start, start_shard, Plan, RunOptions, Shard};
 use nezha_stages::Batch;
 
 mod common;
@@ -51,7 +51,7 @@ kind = "check"
     Plan::parse(&file, &toml, options).unwrap()
 }
 
-fn collect(mut running: nezha::pipeline::Running<Batch>) -> Vec<Batch> {
+fn collect(mut running: nezha_pipeline::Running<Batch>) -> Vec<Batch> {
     let items: Vec<Batch> = running.items.by_ref().collect();
     running.finish().unwrap();
     items

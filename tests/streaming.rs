@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use nezha::pipeline::{start, Plan};
+use nezha_pipeline::{start, Plan};
 use nezha_stages::sinks::BatchCounter;
 use nezha_stages::Batch;
 

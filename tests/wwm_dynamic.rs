@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicU64;
 
-use nezha::pipeline::{start, Plan};
+use nezha_pipeline::{start, Plan};
 use nezha_stages::ingest::LineReader;
 use nezha_stages::tfrecord::{open_records, parse_features, FeatureValues};
 use nezha_stages::{Batch, Instance};

@@ -19,7 +19,7 @@ use nezha_stages::dedup::{Dedup, DedupKeys, DedupPlan, FilterSpec, MinHashParams
 use nezha_stages::error::Result;
 use nezha_stages::ingest::Ingest;
 use nezha_stages::operator::Control;
-use nezha_stages::registry::IngestPlan;
+use nezha_stages::ingest::IngestPlan;
 use nezha_stages::stage::Stage;
 use nezha_stages::Document;
 

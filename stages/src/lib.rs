@@ -4,9 +4,9 @@
 //! WordPiece, cuts documents into next-sentence instances, masks them and
 //! batches them for the trainer (or writes them as TFRecords). Every step is a
 //! [`Stage`]: a plain, testable value that turns one item into zero or more
-//! items. [`operator`] wraps any stage as a timely-dataflow operator, and
-//! [`registry`] picks the implementation of each step by name, as
-//! `pipeline.toml` asks.
+//! items. [`operator`] wraps any stage as a timely-dataflow operator; the
+//! `nezha-pipeline` crate's registry picks the implementation of each step
+//! by name, as `pipeline.toml` asks, and composes them.
 
 pub mod atomic_file;
 pub mod batch;
@@ -21,7 +21,6 @@ pub mod masking;
 pub mod operator;
 pub mod params;
 pub mod pyrandom;
-pub mod registry;
 pub mod segment;
 pub mod sentences;
 pub mod sinks;

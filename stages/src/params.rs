@@ -51,8 +51,9 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// Removes and returns a string key (such as `kind`) with its span.
-    pub fn take_str(&mut self, key: &str) -> Result<Option<Spanned<String>>> {
+    /// Removes and returns a key the caller reads itself (such as `kind`),
+    /// with its span.
+    pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<Spanned<T>>> {
         let Some(k) = self
             .table
             .keys()
@@ -62,13 +63,23 @@ impl<'a> Params<'a> {
             return Ok(None);
         };
         let v = self.table.remove(&k).expect("key just found");
-        match v.get_ref() {
-            DeValue::String(s) => Ok(Some(Spanned::new(v.span(), s.to_string()))),
-            _ => Err(self.error(
-                v.span(),
-                format!("[{}] {key} must be a string", self.section),
-            )),
-        }
+        let span = v.span();
+        T::deserialize(v.into_deserializer())
+            .map(|t| Some(Spanned::new(span.clone(), t)))
+            .map_err(|e| self.error(span, format!("[{}] {key}: {}", self.section, e.message())))
+    }
+
+    /// The keys left in the section, with where each is written.
+    pub fn key_spans(&self) -> Vec<(String, Range<usize>)> {
+        self.table
+            .keys()
+            .map(|k| (k.get_ref().to_string(), k.span()))
+            .collect()
+    }
+
+    /// [`Params::take`] for a string.
+    pub fn take_str(&mut self, key: &str) -> Result<Option<Spanned<String>>> {
+        self.take(key)
     }
 
     /// Deserializes the remaining keys into the stage's own parameter type

@@ -12,9 +12,9 @@ use crate::error::Result;
 ///
 /// Users write their own stages against this trait without forking nezha:
 /// a builder that checks the stage's `[section]` and returns a
-/// [`crate::registry::Factory`] (one stage per worker), added by name with
-/// [`crate::registry::Step::add`] inside a function passed to
-/// [`crate::registry::install`]; `stages/example-tsv` is a complete crate
+/// `nezha_pipeline::registry::Factory` (one stage per worker), added by name with
+/// `nezha_pipeline::registry::Step::add` inside a function passed to
+/// `nezha_pipeline::cli::main_with`; `stages/example-tsv` is a complete crate
 /// doing so for an input format. An error returned from `push` or `finish`
 /// stops the whole run and becomes its one error message, so it should
 /// name the document (`Document::origin`) it is about. Stages that talk to

@@ -9,8 +9,12 @@
 //! 2. a builder that reads and checks its section of `pipeline.toml`
 //!    ([`build`]), reporting bad values with the file, line and key;
 //! 3. a `register` function that adds the builder to the registry under a
-//!    name ([`register`]), which a program installs before it runs a
-//!    pipeline (see `src/main.rs`): `[ingest] kind = "tsv"` then picks it.
+//!    name ([`register`]), which the plugin's binary hands to nezha's
+//!    command line (`src/main.rs`, one line): `[ingest] kind = "tsv"` then
+//!    picks it, in `run`, `launch` and every other subcommand.
+//!
+//! The crate depends on `nezha-stages` and `nezha-pipeline` only, so its
+//! binary links no libtorch.
 //!
 //! ```toml
 //! [ingest]
@@ -28,10 +32,11 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use nezha_pipeline::registry::{input_files, Built, Registry, Settings};
+use nezha_pipeline::Resolved;
 use nezha_stages::error::{Error, Result};
-use nezha_stages::ingest::{resolve_inputs, Ingest, LineReader, Numbering};
+use nezha_stages::ingest::{Ingest, IngestPlan, InputList, LineReader, Numbering};
 use nezha_stages::params::Params;
-use nezha_stages::registry::{Context, IngestPlan, Registry};
 use nezha_stages::Document;
 use serde::Deserialize;
 use toml::Spanned;
@@ -119,35 +124,33 @@ fn split_row(line: &str) -> impl Iterator<Item = &str> {
 /// reported with its line rather than ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TsvToml {
-    input: Spanned<String>,
+pub struct TsvToml {
+    input: Spanned<InputList>,
     column: Spanned<String>,
     #[serde(default, rename = "where")]
     filter: BTreeMap<String, String>,
 }
 
 /// Checks `[ingest]` once, before any work starts.
-pub fn build(p: &Params, ctx: &mut Context) -> Result<IngestPlan> {
-    let t: TsvToml = p.parse()?;
+pub fn build(p: &Params, t: TsvToml, resolved: &Resolved) -> Result<Built<IngestPlan>> {
     if t.column.get_ref().is_empty() {
         return Err(p.invalid(&t.column, "column", "names no column"));
     }
-    let spec: Vec<String> = t
-        .input
-        .get_ref()
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| ctx.resolve(e).to_string_lossy().into_owned())
-        .collect();
-    let files = resolve_inputs(&spec.join(",")).map_err(|e| p.invalid(&t.input, "input", e))?;
-    Ok(IngestPlan {
-        format: Arc::new(Tsv {
-            column: t.column.into_inner(),
-            filter: t.filter,
-        }),
-        files: Arc::new(files),
-    })
+    let files = input_files(p, resolved, &t.input)?;
+    let settings = Settings::new()
+        .set("input", files.as_ref())
+        .set("column", t.column.get_ref())
+        .set("where", &t.filter);
+    Ok(Built::new(
+        IngestPlan {
+            format: Arc::new(Tsv {
+                column: t.column.into_inner(),
+                filter: t.filter,
+            }),
+            files,
+        },
+        settings,
+    ))
 }
 
 #[cfg(test)]

@@ -87,3 +87,77 @@ output = "records.tfrecord"
         "{stderr}"
     );
 }
+
+/// `checked N batches: S sequences` from each line that says it.
+fn checked(stdout: &str) -> Vec<(u64, u64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("checked ")? + "checked ".len()..];
+            let mut words = rest.split_whitespace();
+            let batches = words.next()?.parse().ok()?;
+            let sequences = words.nth(1)?.parse().ok()?;
+            Some((batches, sequences))
+        })
+        .collect()
+}
+
+#[test]
+fn the_plugin_binary_launches_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sanguo = std::fs::read_to_string(data().join("sanguo.txt")).unwrap();
+    let lines: Vec<&str> = sanguo.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut tsv = String::from("id\tbody\n");
+    for (i, chunk) in lines.chunks(6).take(80).enumerate() {
+        tsv.push_str(&format!("{i}\t{}\n", chunk.join("\\n")));
+    }
+    std::fs::write(d.join("corpus.tsv"), tsv).unwrap();
+    std::fs::copy(data().join("vocab.txt"), d.join("vocab.txt")).unwrap();
+    std::fs::write(
+        d.join("p.toml"),
+        "workers = 1\n[ingest]\nkind = \"tsv\"\ninput = \"corpus.tsv\"\ncolumn = \"body\"\n\
+         [sentences]\nkind = \"punct\"\n[wordpiece]\nvocab = \"vocab.txt\"\n\
+         [instances]\nmax_seq_length = 64\ndupe_factor = 1\n\
+         [batching]\nbatch_size = 4\n[sink]\nkind = \"check\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nezha-tsv"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // Two processes of one worker each run the slots one process of two
+    // workers runs: together they check the same batches.
+    let launched = run(&[
+        "launch",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29731",
+        "p.toml",
+    ]);
+    let ranks = checked(&launched);
+    assert_eq!(ranks.len(), 2, "{launched}");
+    assert!(launched.contains("rank 0/2: checked"), "{launched}");
+    assert!(
+        launched.contains("[rank 1] rank 1/2: checked"),
+        "{launched}"
+    );
+    let alone = checked(&run(&["run", "--workers", "2", "p.toml"]));
+    assert_eq!(alone.len(), 1);
+    let sum = ranks
+        .iter()
+        .fold((0, 0), |(b, s), (rb, rs)| (b + rb, s + rs));
+    assert_eq!(sum, alone[0]);
+    assert!(alone[0].1 > 100, "{alone:?}");
+}

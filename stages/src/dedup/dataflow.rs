@@ -18,7 +18,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::operator::Control;
-use crate::registry::IngestPlan;
+use crate::ingest::IngestPlan;
 
 /// Keys read per message to the dataflow.
 const KEY_CHUNK: usize = 1024;

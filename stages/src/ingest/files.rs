@@ -2,12 +2,41 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Expands a comma-separated list of files, directories and globs into the
-/// files to read, in order. Every entry must match at least one file.
-pub fn resolve_inputs(spec: &str) -> Result<Vec<PathBuf>> {
+/// Input files as a pipeline file writes them: one string (a
+/// comma-separated list, as the reference's `--input_file`) or a list of
+/// such strings.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum InputList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl InputList {
+    pub fn entries(&self) -> &[String] {
+        match self {
+            InputList::One(s) => std::slice::from_ref(s),
+            InputList::Many(v) => v,
+        }
+    }
+}
+
+/// Expands files, directories and globs (each entry may itself be a
+/// comma-separated list) into the files to read, in order; relative
+/// entries are taken from `base_dir`. Every entry must match at least one
+/// file.
+pub fn resolve_inputs<S: AsRef<str>>(entries: &[S], base_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let path = Path::new(entry);
+    let entries = entries
+        .iter()
+        .flat_map(|e| e.as_ref().split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    for entry in entries {
+        let joined = base_dir.join(entry);
+        let path = joined.as_path();
+        let entry = path.to_string_lossy();
+        let entry = entry.as_ref();
         if path.is_dir() {
             let before = files.len();
             walk_dir(path, &mut files)?;
@@ -80,7 +109,7 @@ mod tests {
             d.display(),
             d.display()
         );
-        let got = resolve_inputs(&spec).unwrap();
+        let got = resolve_inputs(&[spec], Path::new("")).unwrap();
         let names: Vec<_> = got
             .iter()
             .map(|p| p.strip_prefix(d).unwrap().to_str().unwrap().to_string())
@@ -90,9 +119,9 @@ mod tests {
 
     #[test]
     fn missing_inputs_are_named() {
-        let err = resolve_inputs("/no/such/file.txt").unwrap_err().to_string();
+        let err = resolve_inputs(&["/no/such/file.txt"], Path::new("")).unwrap_err().to_string();
         assert!(err.contains("/no/such/file.txt"), "{err}");
-        let err = resolve_inputs("/no/such/*.txt").unwrap_err().to_string();
+        let err = resolve_inputs(&["/no/such/*.txt"], Path::new("")).unwrap_err().to_string();
         assert!(err.contains("matches no file"), "{err}");
     }
 }

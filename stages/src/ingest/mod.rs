@@ -13,7 +13,7 @@ mod passes;
 mod reader;
 mod text;
 
-pub use files::resolve_inputs;
+pub use files::{resolve_inputs, InputList};
 pub use jsonl::JsonLines;
 pub use lines::LineReader;
 pub use numbering::Numbering;
@@ -40,4 +40,11 @@ pub trait Ingest: Send + Sync {
         bytes_read: &AtomicU64,
         emit: &mut dyn FnMut(Document) -> bool,
     ) -> Result<()>;
+}
+
+/// A configured ingest: its format and the files it reads.
+#[derive(Clone)]
+pub struct IngestPlan {
+    pub format: std::sync::Arc<dyn Ingest>,
+    pub files: std::sync::Arc<Vec<PathBuf>>,
 }

@@ -1,0 +1,111 @@
+//! The input formats, sentence splitters and tokenizer that ship with
+//! nezha, and how each is built from its section of `pipeline.toml`.
+
+use std::sync::Arc;
+
+use nezha_stages::error::Result;
+use nezha_stages::ingest::{resolve_inputs, IngestPlan, InputList, JsonLines, Text};
+use nezha_stages::params::Params;
+use nezha_stages::sentences::{Lines, Punct};
+use nezha_stages::wordpiece::WordPiece;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Built, Registry, Settings};
+use crate::resolve::{Generation, Resolved};
+
+pub fn register(r: &mut Registry) {
+    r.ingest.add("text", text);
+    r.ingest.add("jsonl", jsonl);
+    r.sentences.add("lines", |_, _: NoParams, _| {
+        Ok(Built::new(
+            Arc::new(|_| Ok(Box::new(Lines))),
+            Settings::new(),
+        ))
+    });
+    r.sentences.add("punct", |_, _: NoParams, _| {
+        Ok(Built::new(
+            Arc::new(|_| Ok(Box::new(Punct))),
+            Settings::new(),
+        ))
+    });
+    r.wordpiece.add("wordpiece", wordpiece);
+}
+
+/// A kind without keys of its own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// The files `input` names, relative to the pipeline file.
+pub fn input_files(
+    p: &Params,
+    resolved: &Resolved,
+    input: &Spanned<InputList>,
+) -> Result<Arc<Vec<std::path::PathBuf>>> {
+    resolve_inputs(input.get_ref().entries(), &resolved.base_dir)
+        .map(Arc::new)
+        .map_err(|e| p.invalid(input, "input", e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextParams {
+    input: Spanned<InputList>,
+    document_per_file: Option<bool>,
+}
+
+fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
+    // The reference lets a document run on into the next file.
+    let document_per_file = t
+        .document_per_file
+        .unwrap_or(resolved.generation != Generation::Reference);
+    let files = input_files(p, resolved, &t.input)?;
+    let settings = Settings::new()
+        .set("input", files.as_ref())
+        .set("document_per_file", document_per_file);
+    Ok(Built::new(
+        IngestPlan {
+            files,
+            format: Arc::new(Text { document_per_file }),
+        },
+        settings,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonlParams {
+    input: Spanned<InputList>,
+    text_field: Option<String>,
+}
+
+fn jsonl(p: &Params, j: JsonlParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
+    let text_field = j.text_field.unwrap_or_else(|| "text".into());
+    let files = input_files(p, resolved, &j.input)?;
+    let settings = Settings::new()
+        .set("input", files.as_ref())
+        .set("text_field", &text_field);
+    Ok(Built::new(
+        IngestPlan {
+            files,
+            format: Arc::new(JsonLines { text_field }),
+        },
+        settings,
+    ))
+}
+
+/// The vocab and `do_lower_case` are the pipeline's ([`Resolved`]); the
+/// tokenizer is built once here so a bad vocab fails before the run, and
+/// workers clone it.
+fn wordpiece(
+    _: &Params,
+    _: NoParams,
+    resolved: &Resolved,
+) -> Result<Built<super::Factory<nezha_stages::Document, nezha_stages::TokenizedDocument>>> {
+    let tokenizer = WordPiece::new(resolved.vocab().clone(), resolved.wordpiece.do_lower_case)?;
+    Ok(Built::new(
+        Arc::new(move |_| Ok(Box::new(tokenizer.clone()))),
+        Settings::new(),
+    ))
+}
