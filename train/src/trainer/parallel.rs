@@ -10,6 +10,8 @@ use anyhow::{anyhow, Result};
 use nezha_dist::{check_same_parameters, Heartbeat, ProcessGroup, Reducer};
 use tch::{Device, Kind, Tensor};
 
+use super::losses::LossSums;
+
 /// How this process takes part in a data-parallel run.
 pub struct DataParallel<'a> {
     pub group: &'a ProcessGroup,
@@ -92,13 +94,50 @@ impl DataParallel<'_> {
     }
 }
 
+/// A run's collectives: the process group of a [`DataParallel`] and the
+/// gradient averager hooked into the backward of one model's parameters.
+pub(crate) struct Collectives<'a> {
+    dp: &'a DataParallel<'a>,
+    reducer: Reducer<'a>,
+}
+
+impl<'a> Collectives<'a> {
+    /// Gives every rank rank 0's parameters, then hooks the averager in.
+    pub fn start(dp: &'a DataParallel<'a>, params: &[(String, Tensor)]) -> Result<Collectives<'a>> {
+        dp.synchronise_parameters(params)?;
+        let reducer = dp.reducer(params)?;
+        Ok(Collectives { dp, reducer })
+    }
+
+    /// Lets the next backward send each gradient bucket as it fills
+    /// (before the last micro-batch of a step, with overlap on).
+    pub fn arm(&self) {
+        self.reducer.arm();
+    }
+
+    /// [`DataParallel::average`] of this run's gradients.
+    pub fn average(&self, full: bool, step: u64) -> Result<()> {
+        self.dp.average(&self.reducer, full, step)
+    }
+
+    /// [`DataParallel::reduce`].
+    pub fn reduce(&self, stats: &StepStats, step: u64) -> Result<StepStats> {
+        self.dp.reduce(stats, step)
+    }
+
+    /// [`DataParallel::barrier`].
+    pub fn barrier(&self, what: &str) -> Result<()> {
+        self.dp.barrier(what)
+    }
+}
+
 /// One step's numbers from one rank, or their sum over the ranks.
 #[derive(Clone, Debug)]
 pub(crate) struct StepStats {
     /// Ranks that had all their micro-batches (1 or 0 before the sum).
     pub full: f64,
-    /// Sums over micro-batches of total, MLM and NSP loss, MLM and NSP accuracy.
-    pub sums: [f64; 5],
+    /// Sums over micro-batches of the losses and accuracies.
+    pub sums: LossSums,
     pub sequences: f64,
     /// Batches each rank consumed so far (this rank's slot set, others 0).
     pub positions: Vec<f64>,
@@ -108,7 +147,7 @@ pub(crate) struct StepStats {
 impl StepStats {
     fn to_tensor(&self, device: Device) -> Tensor {
         let mut v = vec![self.full];
-        v.extend_from_slice(&self.sums);
+        v.extend_from_slice(&self.sums.to_array());
         v.push(self.sequences);
         v.extend_from_slice(&self.positions);
         Tensor::from_slice(&v).to_device(device)
@@ -116,18 +155,20 @@ impl StepStats {
 
     fn from_tensor(t: &Tensor, world: usize, device: Device) -> Result<StepStats> {
         let v = Vec::<f64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Double))?;
-        if v.len() != 7 + world {
+        // full, the sums, sequences, then one position per rank.
+        const HEAD: usize = 2 + LossSums::LEN;
+        if v.len() != HEAD + world {
             return Err(anyhow!(
                 "step statistics of {} values, expected {}",
                 v.len(),
-                7 + world
+                HEAD + world
             ));
         }
         Ok(StepStats {
             full: v[0],
-            sums: [v[1], v[2], v[3], v[4], v[5]],
-            sequences: v[6],
-            positions: v[7..].to_vec(),
+            sums: LossSums::from_slice(&v[1..HEAD - 1])?,
+            sequences: v[HEAD - 1],
+            positions: v[HEAD..].to_vec(),
             device,
         })
     }
