@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nezha_dist::{GlooDevice, Heartbeat, ProcessGroup, Store};
+use nezha_c10d::{GlooDevice, Heartbeat, ProcessGroup, Store};
 use nezha_stages::Batch;
 use nezha_train::model::NezhaConfig;
 use nezha_train::optim::Schedule;

@@ -7,7 +7,7 @@
 //! position, and whether every rank still had a full step of data.
 
 use anyhow::{anyhow, Result};
-use nezha_dist::{check_same_parameters, Heartbeat, ProcessGroup, Reducer};
+use nezha_c10d::{check_same_parameters, Heartbeat, ProcessGroup, Reducer};
 use tch::{Device, Kind, Tensor};
 
 use super::losses::LossSums;
@@ -15,7 +15,7 @@ use super::losses::LossSums;
 /// How this process takes part in a data-parallel run.
 pub struct DataParallel<'a> {
     pub group: &'a ProcessGroup,
-    /// Bytes per gradient bucket ([`nezha_dist::DEFAULT_BUCKET_BYTES`], as DDP).
+    /// Bytes per gradient bucket ([`nezha_c10d::DEFAULT_BUCKET_BYTES`], as DDP).
     pub bucket_bytes: usize,
     /// Names the lost rank when a collective fails; without it the error is
     /// the collective's own (e.g. "connection closed by peer").
@@ -34,7 +34,7 @@ impl DataParallel<'_> {
     /// Turns a failed collective into an error that says which rank was lost,
     /// and records on the heartbeat that this rank leaves. Rank 0 serves the
     /// store: it lets the other survivors read it before it goes.
-    pub(crate) fn failed(&self, what: &str, error: nezha_dist::Error) -> anyhow::Error {
+    pub(crate) fn failed(&self, what: &str, error: nezha_c10d::Error) -> anyhow::Error {
         let (rank, world) = (self.rank(), self.world_size());
         let Some(hb) = self.heartbeat else {
             return anyhow!("rank {rank}/{world}: {what} failed: {error}");
