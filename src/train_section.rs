@@ -87,14 +87,8 @@ pub struct TrainSection {
 
 /// Reads `[train]` into the trainer's configuration.
 pub fn parse_train(p: &Params, t: TrainToml, r: &Resolved) -> Result<TrainSection> {
-    let model_name = t
-        .model
-        .as_ref()
-        .map_or("tiny".to_string(), |m| match m.get_ref().as_str() {
-            preset @ ("tiny" | "base" | "large") => preset.to_string(),
-            path => r.resolve(path).display().to_string(),
-        });
-    let mut cfg = TrainConfig::new(model(p, &t, r)?, r.resolve(t.output_dir.get_ref()));
+    let (model_config, model_name) = model(p, &t, r)?;
+    let mut cfg = TrainConfig::new(model_config, r.resolve(t.output_dir.get_ref()));
     schedule(p, &t, &mut cfg.schedule)?;
     optimizer(p, &t, &mut cfg)?;
     runtime(p, &t, &mut cfg)?;
@@ -110,22 +104,33 @@ pub fn parse_train(p: &Params, t: TrainToml, r: &Resolved) -> Result<TrainSectio
     })
 }
 
-fn model(p: &Params, t: &TrainToml, r: &Resolved) -> Result<NezhaConfig> {
-    let Some(m) = &t.model else {
-        return Ok(NezhaConfig::preset("tiny").expect("known preset"));
+/// The model's config, and its name as the printed plan gives it (a
+/// preset, or the config file's path).
+fn model(p: &Params, t: &TrainToml, r: &Resolved) -> Result<(NezhaConfig, String)> {
+    let (name, span) = match &t.model {
+        Some(m) => (m.get_ref().as_str(), m.span()),
+        None => ("tiny", p.span.clone()),
     };
-    match m.get_ref().as_str() {
-        name @ ("tiny" | "base" | "large") => Ok(NezhaConfig::preset(name).expect("known preset")),
-        path => NezhaConfig::from_json_file(&r.resolve(path))
-            .map_err(|e| p.invalid(m, "model", format!("{e:#}"))),
-    }
+    let (config, name) = match name {
+        "tiny" | "base" | "large" => (NezhaConfig::preset(name), name.to_string()),
+        path => {
+            let path = r.resolve(path);
+            (
+                NezhaConfig::from_json_file(&path),
+                path.display().to_string(),
+            )
+        }
+    };
+    config
+        .map(|c| (c, name))
+        .map_err(|e| p.error(span, format!("[train] model: {e:#}")))
 }
 
 fn schedule(p: &Params, t: &TrainToml, schedule: &mut Schedule) -> Result<()> {
     let steps = check_at_least(p, &t.steps, "steps", 1)? as u64;
     let warmup = match &t.warmup_steps {
         Some(w) => check_at_least(p, w, "warmup_steps", 0)? as u64,
-        None => steps / 10,
+        None => Schedule::default_warmup(steps),
     };
     if warmup >= steps {
         let span = t.warmup_steps.as_ref().map_or(t.steps.span(), |w| w.span());
@@ -183,28 +188,31 @@ fn runtime(p: &Params, t: &TrainToml, cfg: &mut TrainConfig) -> Result<()> {
         cfg.device = d.get_ref().clone();
     }
     let on_cuda = cfg.device.starts_with("cuda");
-    let precision = t.precision.as_ref();
-    cfg.precision = match precision.map_or("auto", |p| p.get_ref().as_str()) {
-        // bf16 autocast is the default on CUDA; CPU runs in fp32.
-        "auto" if on_cuda => Precision::Bf16,
-        "auto" | "fp32" => Precision::Fp32,
-        "bf16" => Precision::Bf16,
-        "fp16" => Precision::Fp16,
-        other => {
-            return Err(p.invalid(
-                precision.expect("auto is the default"),
-                "precision",
-                format!("{other:?}: expected auto, fp32, bf16 or fp16"),
-            ))
-        }
+    // `auto`: bf16 autocast on CUDA; the CPU trains in fp32.
+    cfg.precision = match &t.precision {
+        None => auto_precision(on_cuda),
+        Some(p_) => match p_.get_ref().as_str() {
+            "auto" => auto_precision(on_cuda),
+            "fp32" => Precision::Fp32,
+            "bf16" => Precision::Bf16,
+            "fp16" => Precision::Fp16,
+            other => {
+                return Err(p.invalid(
+                    p_,
+                    "precision",
+                    format!("{other:?}: expected auto, fp32, bf16 or fp16"),
+                ))
+            }
+        },
     };
-    if let (false, Some(precision), false) = (on_cuda, precision, cfg.precision == Precision::Fp32)
-    {
-        return Err(p.invalid(
-            precision,
-            "precision",
-            "reduced precision needs device = \"cuda\"; CPU trains in fp32",
-        ));
+    if let Some(precision) = t.precision.as_ref().filter(|_| !on_cuda) {
+        if cfg.precision != Precision::Fp32 {
+            return Err(p.invalid(
+                precision,
+                "precision",
+                "reduced precision needs device = \"cuda\"; CPU trains in fp32",
+            ));
+        }
     }
     if let Some(s) = &t.save_every {
         cfg.save_every = check_at_least(p, s, "save_every", 1)? as u64;
@@ -222,6 +230,14 @@ fn runtime(p: &Params, t: &TrainToml, cfg: &mut TrainConfig) -> Result<()> {
         .unwrap_or(cfg.scale_lr_by_world_size);
     cfg.overlap_all_reduce = t.overlap_all_reduce.unwrap_or(cfg.overlap_all_reduce);
     Ok(())
+}
+
+fn auto_precision(on_cuda: bool) -> Precision {
+    if on_cuda {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    }
 }
 
 fn input(p: &Params, t: &TrainToml, r: &Resolved) -> Result<TrainInput> {

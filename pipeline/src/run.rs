@@ -69,7 +69,15 @@ impl Tail for Batch {
         tx: Sender<Self>,
         control: Control,
     ) {
-        let batching = batching.expect("the plan has a [batching] stage");
+        // A plan whose sink takes batches has `[batching]` (Plan::build
+        // refuses it otherwise); a caller that starts one without gets an
+        // error, not a panic.
+        let Some(batching) = batching else {
+            control.fail(Error::config(
+                "batches were asked of a pipeline without [batching]",
+            ));
+            return;
+        };
         let batches = stage_operator(instances, "batching", batching, control.clone());
         channel_sink(batches, "sink", tx, control);
     }

@@ -22,6 +22,7 @@ fn data() -> PathBuf {
 struct Tally {
     sequences: Arc<AtomicU64>,
     limit: u64,
+    label: String,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +54,7 @@ impl Sink for Tally {
     }
 
     fn owned_settings(&self) -> Vec<(&'static str, Settings)> {
-        vec![("tally", Settings::new().set("label", "seen"))]
+        vec![("tally", Settings::new().set("label", &self.label))]
     }
 }
 
@@ -73,11 +74,12 @@ fn registry(counter: Arc<AtomicU64>) -> Registry {
                     "[sink] kind = \"tally\" needs [tally]".into(),
                 ));
             };
-            let _: TallySection = section.parse()?;
+            let own: TallySection = section.parse()?;
             Ok(Built::new(
                 Box::new(Tally {
                     sequences: counter.clone(),
                     limit: t.batches,
+                    label: own.label,
                 }),
                 Settings::new().set("batches", t.batches),
             ))

@@ -18,8 +18,8 @@ use std::time::Instant;
 use nezha_stages::dedup::{Dedup, DedupKeys, DedupPlan, FilterSpec, MinHashParams, Share};
 use nezha_stages::error::Result;
 use nezha_stages::ingest::Ingest;
-use nezha_stages::operator::Control;
 use nezha_stages::ingest::IngestPlan;
+use nezha_stages::operator::Control;
 use nezha_stages::stage::Stage;
 use nezha_stages::Document;
 

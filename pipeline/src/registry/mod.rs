@@ -12,7 +12,8 @@
 //! their `main`.
 
 mod builtin;
-mod documents;
+mod command;
+mod dedup;
 mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -291,7 +292,8 @@ impl Registry {
             },
         };
         builtin::register(&mut r);
-        documents::register(&mut r);
+        dedup::register(&mut r);
+        command::register(&mut r);
         crate::sinks::register(&mut r);
         r
     }

@@ -17,8 +17,8 @@ use super::{
     Share,
 };
 use crate::error::{Error, Result};
-use crate::operator::Control;
 use crate::ingest::IngestPlan;
+use crate::operator::Control;
 
 /// Keys read per message to the dataflow.
 const KEY_CHUNK: usize = 1024;

@@ -119,9 +119,13 @@ mod tests {
 
     #[test]
     fn missing_inputs_are_named() {
-        let err = resolve_inputs(&["/no/such/file.txt"], Path::new("")).unwrap_err().to_string();
+        let err = resolve_inputs(&["/no/such/file.txt"], Path::new(""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/no/such/file.txt"), "{err}");
-        let err = resolve_inputs(&["/no/such/*.txt"], Path::new("")).unwrap_err().to_string();
+        let err = resolve_inputs(&["/no/such/*.txt"], Path::new(""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("matches no file"), "{err}");
     }
 }

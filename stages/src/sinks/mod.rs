@@ -9,7 +9,6 @@ mod check;
 mod round_robin;
 mod tfrecord;
 
-pub use crate::atomic_file::AtomicFile;
 pub use check::{check_batch, BatchCounter};
 pub use round_robin::RoundRobin;
 pub use tfrecord::{TfRecordSink, WriteSummary};
