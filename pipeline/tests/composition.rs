@@ -88,6 +88,14 @@ fn registry(counter: Arc<AtomicU64>) -> Registry {
     r
 }
 
+/// What `Plan::build` says about a pipeline it refuses.
+fn refusal(spec: Spec, registry: &Registry) -> String {
+    match Plan::build(spec, RunOptions::default(), registry) {
+        Ok(_) => panic!("the pipeline was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn builder(sink: &str) -> nezha_pipeline::spec::SpecBuilder {
     Spec::builder()
         .top("seed", 7)
@@ -129,10 +137,7 @@ fn a_sink_registered_outside_the_core_runs_a_pipeline() {
     let spec = builder("tally")
         .set("sink", "batches", 5)
         .build_in(Path::new("."));
-    let err = Plan::build(spec, RunOptions::default(), &Registry::builtin())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(spec, &Registry::builtin());
     assert!(
         err.contains("unknown kind \"tally\"") && err.contains("check"),
         "{err}"
@@ -142,10 +147,7 @@ fn a_sink_registered_outside_the_core_runs_a_pipeline() {
     let spec = builder("check")
         .set("tally", "label", "x")
         .build_in(Path::new("."));
-    let err = Plan::build(spec, RunOptions::default(), &registry(counter))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(spec, &registry(counter));
     assert!(
         err.contains("[tally] is read by another kind of sink"),
         "{err}"
@@ -215,10 +217,7 @@ fn builder_errors_point_into_the_pipeline_they_describe() {
     let spec = builder("check")
         .set("instances", "max_seq_length", 4)
         .build_in(Path::new("."));
-    let err = Plan::build(spec, RunOptions::default(), &Registry::builtin())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(spec, &Registry::builtin());
     assert!(err.contains("<pipeline built in code>:"), "{err}");
     assert!(
         err.contains("[instances] max_seq_length: 4 is too small"),

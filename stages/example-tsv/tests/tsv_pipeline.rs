@@ -22,20 +22,27 @@ fn original_tokens(path: &Path) -> Vec<u32> {
     all
 }
 
-#[test]
-fn a_tsv_corpus_runs_from_toml() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Writes `corpus.tsv` (columns id, lang, body: `rows` rows of the bundled
+/// corpus in Chinese, each followed by an English row) and the vocab into
+/// `d`.
+fn write_corpus(d: &Path, rows: usize) {
     let sanguo = std::fs::read_to_string(data().join("sanguo.txt")).unwrap();
     let lines: Vec<&str> = sanguo.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut tsv = String::from("id\tlang\tbody\n");
-    for (i, chunk) in lines.chunks(8).take(60).enumerate() {
+    for (i, chunk) in lines.chunks(8).take(rows).enumerate() {
         tsv.push_str(&format!("{i}\tzh\t{}\n", chunk.join("\\n")));
-        // English rows the filter must leave out.
         tsv.push_str(&format!("{i}e\ten\tbuy buy buy now.\\nbuy again.\n"));
     }
     std::fs::write(d.join("corpus.tsv"), tsv).unwrap();
     std::fs::copy(data().join("vocab.txt"), d.join("vocab.txt")).unwrap();
+}
+
+#[test]
+fn a_tsv_corpus_runs_from_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The English rows are for the filter to leave out.
+    write_corpus(d, 60);
     let pipeline = r#"
 workers = 2
 [ingest]
@@ -106,14 +113,7 @@ fn checked(stdout: &str) -> Vec<(u64, u64)> {
 fn the_plugin_binary_launches_two_processes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sanguo = std::fs::read_to_string(data().join("sanguo.txt")).unwrap();
-    let lines: Vec<&str> = sanguo.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut tsv = String::from("id\tbody\n");
-    for (i, chunk) in lines.chunks(6).take(80).enumerate() {
-        tsv.push_str(&format!("{i}\t{}\n", chunk.join("\\n")));
-    }
-    std::fs::write(d.join("corpus.tsv"), tsv).unwrap();
-    std::fs::copy(data().join("vocab.txt"), d.join("vocab.txt")).unwrap();
+    write_corpus(d, 80);
     std::fs::write(
         d.join("p.toml"),
         "workers = 1\n[ingest]\nkind = \"tsv\"\ninput = \"corpus.tsv\"\ncolumn = \"body\"\n\
