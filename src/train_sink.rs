@@ -110,7 +110,12 @@ impl Sink for TrainSink {
 
 fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result<()> {
     let Some(env) = RankEnv::from_env()? else {
-        return run_rank(plan, cfg, input, None);
+        // One process: the seed's one-device script picks it with DEVICE_ID.
+        let mut cfg = cfg.clone();
+        if let (Some(d), "cuda") = (RankEnv::single_device()?, cfg.device.trim()) {
+            cfg.device = format!("cuda:{d}");
+        }
+        return run_rank(plan, &cfg, input, None);
     };
     let who = env.who();
     if plan.resolved.generation == Generation::Reference

@@ -9,7 +9,10 @@ pub const DEFAULT_MASTER_PORT: u16 = 29500;
 
 /// Where this process stands in a multi-process run, from torchrun's
 /// variables: `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`,
-/// `MASTER_ADDR`, `MASTER_PORT`.
+/// `MASTER_ADDR`, `MASTER_PORT`. The names the NEZHA seed's scripts set
+/// before starting each process by hand (`run_pretraining.sh` on Ascend:
+/// `RANK_ID`, `RANK_SIZE`, `DEVICE_ID`) stand in for `RANK`, `WORLD_SIZE`
+/// and `LOCAL_RANK` (the device this process binds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RankEnv {
     pub rank: usize,
@@ -35,8 +38,17 @@ impl RankEnv {
                 }),
             }
         };
-        let world_size = num("WORLD_SIZE")?;
-        let rank = num("RANK")?;
+        // torchrun's name, or the seed's; both given, they must agree.
+        let either = |torchrun: &str, seed: &str| -> Result<Option<usize>> {
+            match (num(torchrun)?, num(seed)?) {
+                (Some(a), Some(b)) if a != b => {
+                    bail!("{torchrun}={a} and {seed}={b} disagree; set one of them")
+                }
+                (a, b) => Ok(a.or(b)),
+            }
+        };
+        let world_size = either("WORLD_SIZE", "RANK_SIZE")?;
+        let rank = either("RANK", "RANK_ID")?;
         let world_size = match (world_size, rank) {
             (None | Some(1), None | Some(0)) => return Ok(None),
             (None, Some(r)) => bail!("RANK={r} is set but WORLD_SIZE is not"),
@@ -51,7 +63,7 @@ impl RankEnv {
                 world_size - 1
             );
         }
-        let local_rank = num("LOCAL_RANK")?.unwrap_or(rank);
+        let local_rank = either("LOCAL_RANK", "DEVICE_ID")?.unwrap_or(rank);
         let local_world_size = num("LOCAL_WORLD_SIZE")?.unwrap_or(world_size);
         if local_rank >= local_world_size {
             bail!("LOCAL_RANK={local_rank} is not below LOCAL_WORLD_SIZE={local_world_size}");
@@ -72,6 +84,18 @@ impl RankEnv {
             master_addr,
             master_port,
         }))
+    }
+
+    /// The device a single process was told to use (`DEVICE_ID`, as the
+    /// seed's one-device script sets it, or `LOCAL_RANK`), if any.
+    pub fn single_device() -> Result<Option<usize>> {
+        let get = |k: &str| std::env::var(k).ok();
+        match get("LOCAL_RANK").or_else(|| get("DEVICE_ID")) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                anyhow!("environment variable DEVICE_ID/LOCAL_RANK={v:?} is not a device number")
+            }),
+        }
     }
 
     pub fn who(&self) -> String {
@@ -107,6 +131,27 @@ mod tests {
         .unwrap();
         assert_eq!((e.rank, e.world_size, e.local_rank), (3, 4, 1));
         assert_eq!((e.master_addr.as_str(), e.master_port), ("10.0.0.1", 1234));
+    }
+
+    #[test]
+    fn reads_the_seeds_names() {
+        let e = env(&[
+            ("RANK_SIZE", "8"),
+            ("RANK_ID", "5"),
+            ("DEVICE_ID", "5"),
+            ("LOCAL_WORLD_SIZE", "8"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((e.rank, e.world_size, e.local_rank), (5, 8, 5));
+        let e = env(&[("WORLD_SIZE", "2"), ("RANK_ID", "1"), ("DEVICE_ID", "0")])
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.rank, e.local_rank, e.local_world_size), (1, 0, 2));
+        let err = env(&[("WORLD_SIZE", "2"), ("RANK", "1"), ("RANK_ID", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RANK=1 and RANK_ID=0 disagree"), "{err}");
     }
 
     #[test]
