@@ -5,6 +5,7 @@
 //! side of multi-process runs ([`rank_join`]) and weight conversion.
 
 pub mod convert;
+pub mod eval;
 pub mod rank_join;
 pub mod tfrecord_batches;
 pub mod train_section;

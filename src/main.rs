@@ -33,6 +33,9 @@ enum Command {
     /// Convert weights between TensorFlow checkpoints, Hugging Face
     /// directories and nezha's safetensors.
     Convert(nezha::convert::ConvertArgs),
+    /// Evaluate a pretrained checkpoint on pretraining TFRecords (the
+    /// reference's run_pretraining.py --do_eval).
+    Eval(nezha::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     nezha_pipeline::cli::exit(match &cli.command {
         Command::Pipeline(command) => command.run(),
         Command::Convert(args) => nezha::convert::run(args),
+        Command::Eval(args) => nezha::eval::run(args),
         Command::Finetune { config, task } => match (task, config) {
             (Some(task), _) => nezha_finetune::cli::run(task),
             (None, Some(file)) => {
