@@ -23,10 +23,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use nezha_finetune::checkpoint::{self, ours, Architecture, Format};
 use nezha_finetune::classify::{
-    data::write_tsv, evaluate, fine_tune, read_lines, split, ClassifyConfig, Encoder, LabelMap,
+    data::write_tsv, evaluate, fine_tune, read_lines, split, Encoder, LabelMap,
 };
 use nezha_finetune::metrics::{accuracy, macro_f1};
-use nezha_finetune::NezhaForFinetuning;
+use nezha_finetune::{FinetuneConfig, NezhaForFinetuning};
 use nezha_stages::vocab::Vocab;
 use nezha_train::model::NezhaConfig;
 use tch::Device;
@@ -141,13 +141,13 @@ fn main() -> Result<()> {
             NezhaForFinetuning::new(&NezhaConfig::preset(&args.preset)?, arch, Device::Cpu)?
         }
     };
-    let cfg = ClassifyConfig {
+    let cfg = FinetuneConfig {
         batch_size: args.batch_size,
         eval_batch_size: 64,
         learning_rate: args.lr,
         epochs: args.epochs,
         seed: args.seed,
-        ..ClassifyConfig::default()
+        ..FinetuneConfig::default()
     };
     let mut log = std::fs::File::create(args.out.join("metrics.jsonl"))?;
     let started = Instant::now();

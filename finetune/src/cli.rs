@@ -1,11 +1,9 @@
 //! `nezha finetune <task>`: the command line of the fine-tuning tasks, with
 //! the reference scripts' flag names (`--data_dir`, `--vocab_file`,
-//! `--init_checkpoint`, …; the dashed spellings work too) and their
-//! defaults: `run_classifier.py`'s for `classify` (seq 128, batch 32,
-//! 3 epochs, lr 3e-5) and `scripts/run_seq_labelling.sh`'s for `ner`
-//! (seq 256, batch 16, 10 epochs, lr 3e-5); for `mrc`, `run_squad.py`'s
-//! flags (stride 128, question 64, n-best 20, answer 30, cased) with the
-//! paper's Table 3 CMRC settings (seq 384, batch 16, 2 epochs, lr 3e-5).
+//! `--init_checkpoint`, …; the dashed spellings work too). Every setting is
+//! optional on the command line and in the task file; where neither sets it,
+//! [`crate::config`]'s default for the task applies (the reference scripts'
+//! defaults, which `--help` lists from there).
 //!
 //! Each run writes to `--output_dir`: `metrics.jsonl` (one line per epoch,
 //! then the test scores of the best epoch), `label_list.txt` (classify, ner),
@@ -23,7 +21,8 @@ use nezha_train::model::NezhaConfig;
 use tch::Device;
 
 use crate::checkpoint::{self, ours, Architecture, Format};
-use crate::classify::{self, ClassifyConfig, Encoder, LabelMap, Layout, Part, TsvColumns};
+use crate::classify::{self, Encoder, LabelMap, Layout, Part, TsvColumns};
+use crate::config::{ClassifySettings, FinetuneConfig, MrcSettings, Task, TaskDefaults};
 use crate::mrc::{self, AnswerSearch, Windower};
 use crate::ner::{self, TagEncoder, TagMap};
 use crate::task_file;
@@ -81,37 +80,90 @@ pub struct CommonArgs {
         required_unless_present = "config"
     )]
     pub output_dir: Option<PathBuf>,
-    /// Default: the task's (classify 128, ner 256, mrc 384).
-    #[arg(long = "max_seq_length", visible_alias = "max-seq-length")]
+    // The settings below have no clap default, so that a task file's value
+    // counts when the flag is absent; their help shows the default that
+    // then applies, from `Task::defaults`.
+    #[arg(
+        long = "max_seq_length",
+        visible_alias = "max-seq-length",
+        help = with_default("", |d| d.max_seq_length.to_string())
+    )]
     pub max_seq_length: Option<usize>,
-    /// Default: the task's (classify 32, ner 16, mrc 16).
-    #[arg(long = "train_batch_size", visible_alias = "train-batch-size")]
+    #[arg(
+        long = "train_batch_size",
+        visible_alias = "train-batch-size",
+        help = with_default("", |d| d.train.batch_size.to_string())
+    )]
     pub train_batch_size: Option<usize>,
-    /// Default: 8.
-    #[arg(long = "eval_batch_size", visible_alias = "eval-batch-size")]
+    #[arg(
+        long = "eval_batch_size",
+        visible_alias = "eval-batch-size",
+        help = with_default("", |d| d.train.eval_batch_size.to_string())
+    )]
     pub eval_batch_size: Option<usize>,
-    /// Default: 3e-5.
-    #[arg(long = "learning_rate", visible_alias = "learning-rate")]
+    #[arg(
+        long = "learning_rate",
+        visible_alias = "learning-rate",
+        help = with_default("", |d| format!("{:e}", d.train.learning_rate))
+    )]
     pub learning_rate: Option<f64>,
-    /// Default: the task's (classify 3, ner 10, mrc 2).
-    #[arg(long = "num_train_epochs", visible_alias = "num-train-epochs")]
+    #[arg(
+        long = "num_train_epochs",
+        visible_alias = "num-train-epochs",
+        help = with_default("", |d| d.train.epochs.to_string())
+    )]
     pub num_train_epochs: Option<usize>,
-    /// Default: 0.1.
-    #[arg(long = "warmup_proportion", visible_alias = "warmup-proportion")]
+    #[arg(
+        long = "warmup_proportion",
+        visible_alias = "warmup-proportion",
+        help = with_default("", |d| d.train.warmup_proportion.to_string())
+    )]
     pub warmup_proportion: Option<f64>,
-    /// true or false. Default: the task's (classify and ner true, mrc
-    /// false, as the reference's CMRC script).
-    #[arg(long = "do_lower_case", visible_alias = "do-lower-case", action = clap::ArgAction::Set)]
+    #[arg(
+        long = "do_lower_case",
+        visible_alias = "do-lower-case",
+        action = clap::ArgAction::Set,
+        help = with_default("true or false.", |d| d.do_lower_case.to_string())
+    )]
     pub do_lower_case: Option<bool>,
-    /// Default: 12345.
-    #[arg(long)]
+    #[arg(long, help = with_default("", |d| d.train.seed.to_string()))]
     pub seed: Option<u64>,
-    /// CPU threads for libtorch. Default: 2.
-    #[arg(long)]
+    #[arg(
+        long,
+        help = with_default("CPU threads for libtorch.", |d| d.threads.to_string())
+    )]
     pub threads: Option<i32>,
     /// Skip evaluating and predicting test even if the test file exists.
     #[arg(long = "no_test", visible_alias = "no-test")]
     pub no_test: bool,
+}
+
+/// A flag's help: `what`, then the default [`Task::defaults`] gives it, one
+/// value if every task has the same, else each task's.
+fn with_default(what: &str, value: impl Fn(&TaskDefaults) -> String) -> String {
+    let values: Vec<(&str, String)> = Task::ALL
+        .iter()
+        .map(|t| (t.name(), value(&t.defaults())))
+        .collect();
+    let default = if values.iter().all(|(_, v)| *v == values[0].1) {
+        values[0].1.clone()
+    } else {
+        let each: Vec<String> = values.iter().map(|(t, v)| format!("{t} {v}")).collect();
+        format!("the task's ({})", each.join(", "))
+    };
+    format!("{what} Default: {default}")
+        .trim_start()
+        .to_string()
+}
+
+/// A setting's value: the flag's, else the task file's, else the default.
+fn setting<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+/// A task file value that kept its position (for error messages).
+fn spanned<T: Clone>(value: &Option<toml::Spanned<T>>) -> Option<T> {
+    value.as_ref().map(|v| v.get_ref().clone())
 }
 
 /// The shared settings once flags, task file and defaults are combined.
@@ -123,28 +175,29 @@ pub struct Common {
     pub init_format: Option<Format>,
     pub bert_config_file: Option<PathBuf>,
     pub output_dir: PathBuf,
-    pub max_seq_length: Option<usize>,
-    pub train_batch_size: Option<usize>,
-    pub eval_batch_size: usize,
-    pub learning_rate: f64,
-    pub num_train_epochs: Option<usize>,
-    pub warmup_proportion: f64,
-    pub do_lower_case: Option<bool>,
-    pub seed: u64,
+    pub max_seq_length: usize,
+    pub do_lower_case: bool,
+    /// Batch sizes, learning rate, epochs, warmup and seed.
+    pub train: FinetuneConfig,
     pub threads: i32,
     pub no_test: bool,
 }
 
 impl CommonArgs {
-    /// Reads the task file if there is one; flags win over it.
-    fn resolve(&self, task: &str) -> Result<(Common, task_file::Loaded)> {
+    /// Reads the task file if there is one; flags win over it, and it wins
+    /// over the task's defaults.
+    fn resolve(&self, task: Task) -> Result<(Common, task_file::Loaded)> {
         let loaded = match &self.config {
-            Some(path) => task_file::load(path, task)?,
+            Some(path) => task_file::load(path, task.name())?,
             None => task_file::Loaded::default(),
         };
         let f = &loaded.file;
         let origin = |key: &str| match &self.config {
-            Some(p) => format!("give --{key} or set {key} in [{task}] of {}", p.display()),
+            Some(p) => format!(
+                "give --{key} or set {key} in [{}] of {}",
+                task.name(),
+                p.display()
+            ),
             None => format!("give --{key}"),
         };
         let required = |flag: &Option<PathBuf>, file: &Option<String>, key: &str| {
@@ -152,6 +205,7 @@ impl CommonArgs {
                 .or_else(|| loaded.path(file))
                 .with_context(|| origin(key))
         };
+        let d = task.defaults();
         let common = Common {
             data_dir: required(&self.data_dir, &f.data_dir, "data_dir")?,
             vocab_file: required(&self.vocab_file, &f.vocab_file, "vocab_file")?,
@@ -165,18 +219,30 @@ impl CommonArgs {
                 .clone()
                 .or_else(|| loaded.path(&f.bert_config_file)),
             output_dir: required(&self.output_dir, &f.output_dir, "output_dir")?,
-            max_seq_length: self.max_seq_length.or(f.max_seq_length),
-            train_batch_size: self.train_batch_size.or(f.train_batch_size),
-            eval_batch_size: self.eval_batch_size.or(f.eval_batch_size).unwrap_or(8),
-            learning_rate: self.learning_rate.or(f.learning_rate).unwrap_or(3e-5),
-            num_train_epochs: self.num_train_epochs.or(f.num_train_epochs),
-            warmup_proportion: self
-                .warmup_proportion
-                .or(f.warmup_proportion)
-                .unwrap_or(0.1),
-            do_lower_case: self.do_lower_case.or(f.do_lower_case),
-            seed: self.seed.or(f.seed).unwrap_or(12345),
-            threads: self.threads.or(f.threads).unwrap_or(2),
+            max_seq_length: setting(self.max_seq_length, f.max_seq_length, d.max_seq_length),
+            do_lower_case: setting(self.do_lower_case, f.do_lower_case, d.do_lower_case),
+            train: FinetuneConfig {
+                batch_size: setting(
+                    self.train_batch_size,
+                    f.train_batch_size,
+                    d.train.batch_size,
+                ),
+                eval_batch_size: setting(
+                    self.eval_batch_size,
+                    f.eval_batch_size,
+                    d.train.eval_batch_size,
+                ),
+                learning_rate: setting(self.learning_rate, f.learning_rate, d.train.learning_rate),
+                epochs: setting(self.num_train_epochs, f.num_train_epochs, d.train.epochs),
+                warmup_proportion: setting(
+                    self.warmup_proportion,
+                    f.warmup_proportion,
+                    d.train.warmup_proportion,
+                ),
+                seed: setting(self.seed, f.seed, d.train.seed),
+                ..d.train
+            },
+            threads: setting(self.threads, f.threads, d.threads),
             no_test: self.no_test || f.no_test.unwrap_or(false),
         };
         Ok((common, loaded))
@@ -193,14 +259,26 @@ pub struct ClassifyArgs {
     /// chnsenti (alias text_clf: label<TAB>text).
     #[arg(long = "task_name", visible_alias = "task-name")]
     pub task_name: Option<Layout>,
-    /// Name of the first text column (tsv, jsonl). Default: text_a.
-    #[arg(long = "text_a", visible_alias = "text-a")]
+    #[arg(
+        long = "text_a",
+        visible_alias = "text-a",
+        help = format!(
+            "Name of the first text column (tsv, jsonl). Default: {}",
+            ClassifySettings::default().columns.text_a
+        )
+    )]
     pub text_a: Option<String>,
     /// Name of the second text column, for sentence pairs (tsv, jsonl).
     #[arg(long = "text_b", visible_alias = "text-b")]
     pub text_b: Option<String>,
-    /// Name of the label column (tsv, jsonl). Default: label.
-    #[arg(long = "label_column", visible_alias = "label-column")]
+    #[arg(
+        long = "label_column",
+        visible_alias = "label-column",
+        help = format!(
+            "Name of the label column (tsv, jsonl). Default: {}",
+            ClassifySettings::default().columns.label
+        )
+    )]
     pub label_column: Option<String>,
 }
 
@@ -214,17 +292,29 @@ pub struct NerArgs {
 pub struct MrcArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Default: 128.
-    #[arg(long = "doc_stride", visible_alias = "doc-stride")]
+    #[arg(
+        long = "doc_stride",
+        visible_alias = "doc-stride",
+        help = format!("Default: {}", MrcSettings::default().doc_stride)
+    )]
     pub doc_stride: Option<usize>,
-    /// Default: 64.
-    #[arg(long = "max_query_length", visible_alias = "max-query-length")]
+    #[arg(
+        long = "max_query_length",
+        visible_alias = "max-query-length",
+        help = format!("Default: {}", MrcSettings::default().max_query_length)
+    )]
     pub max_query_length: Option<usize>,
-    /// Default: 20.
-    #[arg(long = "n_best_size", visible_alias = "n-best-size")]
+    #[arg(
+        long = "n_best_size",
+        visible_alias = "n-best-size",
+        help = format!("Default: {}", MrcSettings::default().search.n_best_size)
+    )]
     pub n_best_size: Option<usize>,
-    /// Default: 30.
-    #[arg(long = "max_answer_length", visible_alias = "max-answer-length")]
+    #[arg(
+        long = "max_answer_length",
+        visible_alias = "max-answer-length",
+        help = format!("Default: {}", MrcSettings::default().search.max_answer_length)
+    )]
     pub max_answer_length: Option<usize>,
 }
 
@@ -252,18 +342,6 @@ pub fn from_task_file(path: &Path) -> Result<FinetuneCommand> {
     Ok(FinetuneCommand::from_arg_matches(&matches)?)
 }
 
-fn config(c: &Common, batch: usize, epochs: usize) -> ClassifyConfig {
-    ClassifyConfig {
-        batch_size: c.train_batch_size.unwrap_or(batch),
-        eval_batch_size: c.eval_batch_size,
-        learning_rate: c.learning_rate,
-        epochs: c.num_train_epochs.unwrap_or(epochs),
-        warmup_proportion: c.warmup_proportion,
-        seed: c.seed,
-        ..ClassifyConfig::default()
-    }
-}
-
 /// The weights format of `path` when not given: a directory with a
 /// config.json is Hugging Face's, a prefix with a `.index` beside it TF's,
 /// anything else ours.
@@ -283,7 +361,7 @@ fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
         .as_deref()
         .map(NezhaConfig::from_json_file)
         .transpose()?;
-    tch::manual_seed(c.seed as i64);
+    tch::manual_seed(c.train.seed as i64);
     match &c.init_checkpoint {
         Some(path) => {
             let format = c.init_format.unwrap_or_else(|| guess_format(path));
@@ -331,19 +409,20 @@ fn log_line(log: &mut std::fs::File, v: &impl serde::Serialize) -> Result<()> {
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {
-    let (common, loaded) = a.common.resolve("classify")?;
+    let (common, loaded) = a.common.resolve(Task::Classify)?;
     let c = &common;
     let f = &loaded.file;
-    let text = |flag: &Option<String>, file: &Option<toml::Spanned<String>>| {
-        flag.clone()
-            .or_else(|| file.as_ref().map(|v| v.get_ref().clone()))
-    };
+    let d = ClassifySettings::default();
     let columns = TsvColumns {
-        text_a: text(&a.text_a, &f.text_a).unwrap_or_else(|| "text_a".into()),
-        text_b: text(&a.text_b, &f.text_b),
-        label: text(&a.label_column, &f.label_column).unwrap_or_else(|| "label".into()),
+        text_a: setting(a.text_a.clone(), spanned(&f.text_a), d.columns.text_a),
+        text_b: a.text_b.clone().or(spanned(&f.text_b)).or(d.columns.text_b),
+        label: setting(
+            a.label_column.clone(),
+            spanned(&f.label_column),
+            d.columns.label,
+        ),
     };
-    let layout = a.task_name.or(loaded.task_name).unwrap_or(Layout::Tsv);
+    let layout: Layout = setting(a.task_name, loaded.task_name, d.layout);
     let vocab = prepare(c)?;
     let train = layout.read(&layout.path(&c.data_dir, Part::Train), &columns)?;
     let dev = layout.read(&layout.path(&c.data_dir, Part::Dev), &columns)?;
@@ -358,16 +437,11 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
         None => LabelMap::from_training(&train)?,
     };
     write_labels(&c.output_dir, &labels.names)?;
-    let enc = Encoder::new(
-        vocab,
-        c.do_lower_case.unwrap_or(true),
-        c.max_seq_length.unwrap_or(128),
-    )?;
+    let enc = Encoder::new(vocab, c.do_lower_case, c.max_seq_length)?;
     let (tr, dv) = (
         enc.encode_all(&train, &labels)?,
         enc.encode_all(&dev, &labels)?,
     );
-    let cfg = config(c, 32, 3);
     let mut model = build_model(
         c,
         Architecture::SequenceClassification {
@@ -381,7 +455,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
         labels.names
     );
     let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
-    let outcome = classify::fine_tune(&mut model, &tr, &dv, &cfg, |r| {
+    let outcome = classify::fine_tune(&mut model, &tr, &dv, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
             r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
@@ -395,7 +469,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     )?;
     if let Some(test) = test {
         let te = enc.encode_all(&test, &labels)?;
-        let (pred, scores) = classify::evaluate(&model, &te, c.eval_batch_size)?;
+        let (pred, scores) = classify::evaluate(&model, &te, c.train.eval_batch_size)?;
         println!(
             "test accuracy {:.4} macro-F1 {:.4} ({} examples)",
             scores.accuracy, scores.macro_f1, scores.examples
@@ -439,7 +513,7 @@ fn read_ner(path: &Path) -> Result<Vec<ner::Sentence>> {
 }
 
 fn run_ner(a: &NerArgs) -> Result<()> {
-    let (common, _) = a.common.resolve("ner")?;
+    let (common, _) = a.common.resolve(Task::Ner)?;
     let c = &common;
     let vocab = prepare(c)?;
     let train = read_ner(&c.data_dir.join("train.txt"))?;
@@ -452,13 +526,8 @@ fn run_ner(a: &NerArgs) -> Result<()> {
     };
     let tags = TagMap::from_training(&train)?;
     write_labels(&c.output_dir, &tags.names)?;
-    let enc = TagEncoder::new(
-        vocab,
-        c.do_lower_case.unwrap_or(true),
-        c.max_seq_length.unwrap_or(256),
-    )?;
+    let enc = TagEncoder::new(vocab, c.do_lower_case, c.max_seq_length)?;
     let (tr, dv) = (enc.encode_all(&train, &tags)?, enc.encode_all(&dev, &tags)?);
-    let cfg = config(c, 16, 10);
     let mut model = build_model(
         c,
         Architecture::TokenClassification {
@@ -472,7 +541,7 @@ fn run_ner(a: &NerArgs) -> Result<()> {
         tags.names
     );
     let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
-    let outcome = ner::fine_tune(&mut model, &tr, &dev, &dv, &tags, &cfg, |r| {
+    let outcome = ner::fine_tune(&mut model, &tr, &dev, &dv, &tags, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev entity P/R/F1 {:.4}/{:.4}/{:.4} token F1 {:.4} ({:.0}s)",
             r.epoch,
@@ -494,7 +563,7 @@ fn run_ner(a: &NerArgs) -> Result<()> {
     if let Some(test) = test {
         ensure!(!test.is_empty(), "the test file has no sentences");
         let te = enc.encode_all(&test, &tags)?;
-        let (pred, scores) = ner::evaluate(&model, &test, &te, &tags, c.eval_batch_size)?;
+        let (pred, scores) = ner::evaluate(&model, &test, &te, &tags, c.train.eval_batch_size)?;
         println!(
             "test entity P/R/F1 {:.4}/{:.4}/{:.4} token P/R/F1 {:.4}/{:.4}/{:.4} ({} sentences)",
             scores.entity.precision,
@@ -535,17 +604,24 @@ fn read_mrc(path: &Path) -> Result<Vec<mrc::MrcExample>> {
 }
 
 fn run_mrc(a: &MrcArgs) -> Result<()> {
-    let (common, loaded) = a.common.resolve("mrc")?;
+    let (common, loaded) = a.common.resolve(Task::Mrc)?;
     let c = &common;
     let f = &loaded.file;
-    let setting = |flag: Option<usize>, file: &Option<toml::Spanned<usize>>, default: usize| {
-        flag.or(file.as_ref().map(|v| *v.get_ref()))
-            .unwrap_or(default)
+    let d = MrcSettings::default();
+    let doc_stride = setting(a.doc_stride, spanned(&f.doc_stride), d.doc_stride);
+    let max_query_length = setting(
+        a.max_query_length,
+        spanned(&f.max_query_length),
+        d.max_query_length,
+    );
+    let search = AnswerSearch {
+        n_best_size: setting(a.n_best_size, spanned(&f.n_best_size), d.search.n_best_size),
+        max_answer_length: setting(
+            a.max_answer_length,
+            spanned(&f.max_answer_length),
+            d.search.max_answer_length,
+        ),
     };
-    let doc_stride = setting(a.doc_stride, &f.doc_stride, 128);
-    let max_query_length = setting(a.max_query_length, &f.max_query_length, 64);
-    let n_best_size = setting(a.n_best_size, &f.n_best_size, 20);
-    let max_answer_length = setting(a.max_answer_length, &f.max_answer_length, 30);
     let vocab = prepare(c)?;
     let train = read_mrc(&c.data_dir.join("train.json"))?;
     let dev = read_mrc(&c.data_dir.join("dev.json"))?;
@@ -557,17 +633,12 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
     };
     let w = Windower::new(
         vocab,
-        c.do_lower_case.unwrap_or(false),
-        c.max_seq_length.unwrap_or(384),
+        c.do_lower_case,
+        c.max_seq_length,
         doc_stride,
         max_query_length,
     )?;
     let (tw, dw) = (w.windows(&train), w.windows(&dev));
-    let search = AnswerSearch {
-        n_best_size,
-        max_answer_length,
-    };
-    let cfg = config(c, 16, 2);
     let mut model = build_model(c, Architecture::QuestionAnswering)?;
     println!(
         "train {} questions in {} windows, dev {} in {}",
@@ -577,7 +648,7 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
         dw.len()
     );
     let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
-    let outcome = mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &cfg, |r| {
+    let outcome = mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev EM {:.2} F1 {:.2} ({:.0}s)",
             r.epoch, r.global_step, r.train_loss, r.dev.em, r.dev.f1, r.seconds
@@ -591,7 +662,7 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
     )?;
     if let Some(test) = test {
         let tw = w.windows(&test);
-        let (answers, scores) = mrc::evaluate(&model, &test, &tw, search, c.eval_batch_size)?;
+        let (answers, scores) = mrc::evaluate(&model, &test, &tw, search, c.train.eval_batch_size)?;
         println!(
             "test EM {:.2} F1 {:.2} ({} questions)",
             scores.em, scores.f1, scores.examples

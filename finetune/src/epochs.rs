@@ -16,7 +16,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 use crate::classify::data::shuffle;
-use crate::classify::ClassifyConfig;
+use crate::config::FinetuneConfig;
 use crate::model::NezhaForFinetuning;
 
 /// What one epoch did, for the metrics log; `dev` is the task's scores.
@@ -58,7 +58,7 @@ pub fn fine_tune<T, D>(
     model: &mut NezhaForFinetuning,
     train: &[T],
     what: &str,
-    cfg: &ClassifyConfig,
+    cfg: &FinetuneConfig,
     loss: impl Fn(&NezhaForFinetuning, &[&T]) -> Result<Tensor>,
     evaluate: impl Fn(&NezhaForFinetuning) -> Result<(D, f64)>,
     mut on_epoch: impl FnMut(&EpochReport<D>) -> Result<()>,

@@ -2,12 +2,13 @@
 //! Hugging Face (`checkpoint`), the task heads (`heads`), the model that
 //! puts a head on the pretrained encoder (`model`), sentence classification
 //! (`classify`), sequence labelling (`ner`), reading comprehension
-//! mechanics (`mrc`), the evaluation metrics
-//! (`metrics`) and the `nezha finetune` command line (`cli`).
+//! mechanics (`mrc`), the evaluation metrics (`metrics`), the settings and
+//! their defaults (`config`) and the `nezha finetune` command line (`cli`).
 
 pub mod checkpoint;
 pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod epochs;
 pub mod heads;
 pub mod metrics;
@@ -18,4 +19,5 @@ pub(crate) mod padding;
 pub mod step;
 pub mod task_file;
 
+pub use config::{FinetuneConfig, Task};
 pub use model::{HeadOutput, LoadReport, NezhaForFinetuning};

@@ -4,6 +4,9 @@
 //! are relative to the file. A flag given on the command line overrides the
 //! file. Mistakes are reported as `file:line:column: [task] key: …`, like
 //! the pipeline file's.
+//!
+//! Every key is optional here: a key the file leaves out is the flag's, and
+//! failing that the default of [`crate::config`], which `cli` applies.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,7 @@ use toml::Spanned;
 
 use crate::checkpoint::Format;
 use crate::classify::Layout;
+use crate::config::Task;
 
 /// Every setting a task file may hold; which ones a task accepts is checked
 /// after parsing, so that a key of another task is named as such.
@@ -73,9 +77,10 @@ pub fn task_of(path: &Path) -> Result<&'static str> {
     let src = read(path)?;
     let doc = parse(path, &src)?;
     let (name, _) = one_table(path, &src, &doc, None)?;
-    Ok(TASKS
+    Ok(Task::ALL
         .iter()
-        .find(|t| **t == name)
+        .map(|t| t.name())
+        .find(|t| *t == name)
         .expect("one_table checked it"))
 }
 
@@ -89,7 +94,8 @@ fn one_table<'d, 'a>(
     task: Option<&str>,
 ) -> Result<(&'d str, &'d Spanned<DeValue<'a>>)> {
     let at = |span: std::ops::Range<usize>, message| error_at(path, src, span.start, message);
-    let wanted = |name: &str| task.map_or(TASKS.contains(&name), |t| t == name);
+    let wanted =
+        |name: &str| task.map_or(Task::ALL.iter().any(|t| t.name() == name), |t| t == name);
     let mut entries: Vec<_> = doc.get_ref().iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     let mut table = None;
@@ -118,8 +124,6 @@ fn one_table<'d, 'a>(
         None => anyhow!("{}: no [classify], [ner] or [mrc] table", path.display()),
     })
 }
-
-const TASKS: [&str; 3] = ["classify", "ner", "mrc"];
 
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)

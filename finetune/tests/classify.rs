@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use common::{model, synthetic};
 use nezha_finetune::classify::{
-    evaluate, fine_tune, read_lines, read_tsv, split, ClassifyConfig, Encoder, Example, LabelMap,
-    TsvColumns,
+    evaluate, fine_tune, read_lines, read_tsv, split, Encoder, Example, LabelMap, TsvColumns,
 };
+use nezha_finetune::FinetuneConfig;
 use nezha_stages::vocab::Vocab;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -181,12 +181,12 @@ fn fine_tuning_learns_and_keeps_the_best_dev_epoch() {
     let (train, dev) = (synthetic(384, 1), synthetic(96, 2));
     let mut m = model();
     let (_, before) = evaluate(&m, &dev, 32).unwrap();
-    let cfg = ClassifyConfig {
+    let cfg = FinetuneConfig {
         batch_size: 16,
         eval_batch_size: 32,
         learning_rate: 2e-3,
         epochs: 4,
-        ..ClassifyConfig::default()
+        ..FinetuneConfig::default()
     };
     let mut seen = Vec::new();
     let out = fine_tune(&mut m, &train, &dev, &cfg, |r| {

@@ -5,18 +5,19 @@
 mod common;
 
 use common::{model, synthetic};
-use nezha_finetune::classify::{fine_tune, ClassifyConfig};
+use nezha_finetune::classify::fine_tune;
+use nezha_finetune::FinetuneConfig;
 
 #[test]
 fn fine_tuning_is_deterministic_for_a_seed() {
     let (train, dev) = (synthetic(64, 3), synthetic(16, 4));
-    let cfg = ClassifyConfig {
+    let cfg = FinetuneConfig {
         batch_size: 8,
         learning_rate: 1e-3,
         epochs: 1,
-        ..ClassifyConfig::default()
+        ..FinetuneConfig::default()
     };
-    let run = |cfg: &ClassifyConfig| {
+    let run = |cfg: &FinetuneConfig| {
         let mut m = model();
         fine_tune(&mut m, &train, &dev, cfg, |_| Ok(()))
             .unwrap()
@@ -27,7 +28,7 @@ fn fine_tuning_is_deterministic_for_a_seed() {
     assert_eq!(a.train_loss, b.train_loss);
     assert_eq!(a.dev, b.dev);
     // Another seed, other example order and dropout masks.
-    let c = run(&ClassifyConfig {
+    let c = run(&FinetuneConfig {
         seed: 99,
         ..cfg.clone()
     });

@@ -308,7 +308,7 @@ fn a_tiny_model_learns_to_find_answers_across_windows() {
     let (train, dev) = (titles(256, 1), titles(48, 2));
     let (tw, dw) = (w.windows(&train), w.windows(&dev));
     assert!(dw.len() > dev.len() * 2, "few windows: {}", dw.len());
-    let cfg = nezha_finetune::classify::ClassifyConfig {
+    let cfg = nezha_finetune::FinetuneConfig {
         batch_size: 16,
         eval_batch_size: 64,
         learning_rate: 3e-3,

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nezha_finetune::checkpoint::Architecture;
-use nezha_finetune::classify::ClassifyConfig;
 use nezha_finetune::metrics::entity_scores;
 use nezha_finetune::ner::{
     evaluate, fine_tune, read_predictions, read_tagged, write_predictions, Scheme, TagEncoder,
     TagMap,
 };
+use nezha_finetune::FinetuneConfig;
 use nezha_finetune::NezhaForFinetuning;
 use nezha_stages::vocab::Vocab;
 use serde_json::Value;
@@ -308,13 +308,13 @@ fn a_tiny_model_learns_a_tagging_task_that_needs_context() {
     )
     .unwrap();
     let (_, before) = evaluate(&model, &dev.sentences, &dv, &tags, 32).unwrap();
-    let cfg = ClassifyConfig {
+    let cfg = FinetuneConfig {
         batch_size: 16,
         eval_batch_size: 32,
         learning_rate: 3e-3,
         epochs: 6,
         seed: 7,
-        ..ClassifyConfig::default()
+        ..FinetuneConfig::default()
     };
     let mut seen = Vec::new();
     let out = fine_tune(&mut model, &tr, &dev.sentences, &dv, &tags, &cfg, |r| {

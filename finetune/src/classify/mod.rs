@@ -7,4 +7,4 @@ pub mod train;
 
 pub use data::{read_jsonl, read_lines, read_tsv, split, Example, Layout, Part, Split, TsvColumns};
 pub use features::{Encoder, Features, LabelMap};
-pub use train::{evaluate, fine_tune, ClassifyConfig, EpochReport, Outcome, Scores};
+pub use train::{evaluate, fine_tune, EpochReport, Outcome, Scores};

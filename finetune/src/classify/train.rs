@@ -21,37 +21,11 @@ use serde::Serialize;
 use tch::{Device, Tensor};
 
 use super::features::Features;
+use crate::config::FinetuneConfig;
 use crate::heads::classification::classification_loss;
 use crate::metrics::{accuracy, macro_f1};
 use crate::model::{HeadOutput, NezhaForFinetuning};
 use crate::padding::{mask, padded};
-
-/// Hyper-parameters; the defaults are `run_classifier.py`'s flags.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClassifyConfig {
-    pub batch_size: usize,
-    pub eval_batch_size: usize,
-    pub learning_rate: f64,
-    pub epochs: usize,
-    pub warmup_proportion: f64,
-    pub max_grad_norm: f64,
-    /// Seeds the example order of each epoch and the dropout masks.
-    pub seed: u64,
-}
-
-impl Default for ClassifyConfig {
-    fn default() -> ClassifyConfig {
-        ClassifyConfig {
-            batch_size: 32,
-            eval_batch_size: 8,
-            learning_rate: 3e-5,
-            epochs: 3,
-            warmup_proportion: 0.1,
-            max_grad_norm: 1.0,
-            seed: 12345,
-        }
-    }
-}
 
 /// Scores of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -132,7 +106,7 @@ pub fn fine_tune(
     model: &mut NezhaForFinetuning,
     train: &[Features],
     dev: &[Features],
-    cfg: &ClassifyConfig,
+    cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Outcome> {
     let k = model.architecture.num_labels().unwrap_or(0) as usize;

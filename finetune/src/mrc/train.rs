@@ -15,7 +15,7 @@ use super::data::MrcExample;
 use super::metric::em_f1;
 use super::nbest::n_best;
 use super::windows::Window;
-use crate::classify::ClassifyConfig;
+use crate::config::FinetuneConfig;
 use crate::heads::question_answering::span_loss;
 use crate::model::{HeadOutput, NezhaForFinetuning};
 use crate::padding::{mask, padded};
@@ -140,7 +140,7 @@ pub fn fine_tune(
     train: &[Window],
     dev: (&[MrcExample], &[Window]),
     search: AnswerSearch,
-    cfg: &ClassifyConfig,
+    cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&MrcEpochReport) -> Result<()>,
 ) -> Result<MrcOutcome> {
     crate::epochs::fine_tune(

@@ -13,4 +13,4 @@ pub use data::{
 };
 pub use features::{char_tags, TagEncoder, TagFeatures, TagMap, SPECIAL_TAGS};
 pub use token_metric::{token_scores, TokenScores};
-pub use train::{evaluate, fine_tune, ner_defaults, NerEpochReport, NerOutcome, NerScores};
+pub use train::{evaluate, fine_tune, NerEpochReport, NerOutcome, NerScores};

@@ -19,21 +19,11 @@ use tch::{Device, Tensor};
 use super::data::Sentence;
 use super::features::{char_tags, TagFeatures, TagMap, SPECIAL_TAGS};
 use super::token_metric::{token_scores, TokenScores};
-use crate::classify::ClassifyConfig;
+use crate::config::FinetuneConfig;
 use crate::heads::token_classification::{token_loss_mean, IGNORE_LABEL};
 use crate::metrics::{entity_scores, EntityScores};
 use crate::model::{HeadOutput, NezhaForFinetuning};
 use crate::padding::{mask, padded};
-
-/// Hyper-parameters: the classifier's, with `scripts/run_seq_labelling.sh`'s
-/// batch of 16 and 10 epochs.
-pub fn ner_defaults() -> ClassifyConfig {
-    ClassifyConfig {
-        batch_size: 16,
-        epochs: 10,
-        ..ClassifyConfig::default()
-    }
-}
 
 /// Scores of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -141,7 +131,7 @@ pub fn fine_tune(
     dev_sentences: &[Sentence],
     dev: &[TagFeatures],
     tags: &TagMap,
-    cfg: &ClassifyConfig,
+    cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&NerEpochReport) -> Result<()>,
 ) -> Result<NerOutcome> {
     let k = model.architecture.num_labels().unwrap_or(0);
