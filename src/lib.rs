@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod eval;
+pub mod eval_section;
 pub mod rank_join;
 pub mod tfrecord_batches;
 pub mod train_section;

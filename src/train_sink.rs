@@ -8,31 +8,43 @@
 //! world-th batch of the TFRecord files, and trains with its gradients
 //! averaged over all ranks.
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 use nezha_pipeline::rank_env::RankEnv;
 use nezha_pipeline::registry::{Built, NoParams, OwnedParams, OwnedSection, Registry, Settings};
 use nezha_pipeline::resolve::Generation;
 use nezha_pipeline::sink::{Consumes, Sink};
-use nezha_pipeline::{start_shard, Plan, Resolved, RunOptions, Shard};
+use nezha_pipeline::{start_held_out, start_shard, Plan, Resolved, RunOptions, Shard};
 use nezha_stages::error::Result;
 use nezha_stages::params::Params;
 use nezha_stages::Batch;
 use nezha_train::optim::OptimizerKind;
 use nezha_train::trainer::{
-    train_data_parallel, DataParallel, StopReason, TrainConfig, TrainSummary,
+    train_and_evaluate, DataParallel, EvalSet, StopReason, TrainConfig, TrainSummary,
 };
 
+use crate::eval_section::{parse_eval, EvalSection, EvalSource, EvalToml};
 use crate::rank_join::{join, Joined};
 use crate::tfrecord_batches::TfRecordBatches;
 use crate::train_section::{parse_train, TrainInput, TrainSection, TrainSource, TrainToml};
 
 pub fn register(r: &mut Registry) {
-    r.sink
-        .add("train", &[OwnedSection::of::<TrainToml>("train")], build);
+    r.sink.add(
+        "train",
+        &[
+            OwnedSection::of::<TrainToml>("train"),
+            OwnedSection::of::<EvalToml>("eval"),
+        ],
+        build,
+    );
 }
 
 /// The trainer, configured.
-pub struct TrainSink(pub TrainSection);
+pub struct TrainSink {
+    pub train: TrainSection,
+    pub eval: Option<EvalSection>,
+}
 
 fn build(
     p: &Params,
@@ -46,22 +58,49 @@ fn build(
             "[sink] kind = \"train\" needs a [train] section".into(),
         ));
     };
-    let section = parse_train(train, train.parse()?, resolved)?;
-    Ok(Built::new(Box::new(TrainSink(section)), Settings::new()))
+    let train = parse_train(train, train.parse()?, resolved)?;
+    let eval = match owned.get("eval").copied().flatten() {
+        None => None,
+        Some(p) => {
+            let eval = parse_eval(p, p.parse()?, resolved, train.config.save_every)?;
+            if let (EvalSource::Holdout(_), TrainSource::TfRecords(_)) =
+                (&eval.source, &train.input.source)
+            {
+                return Err(p.error(
+                    p.span.clone(),
+                    "[eval] holdout holds documents out of the live stream, but [train] reads \
+                     tfrecords: give [eval] tfrecords instead"
+                        .into(),
+                ));
+            }
+            Some(eval)
+        }
+    };
+    Ok(Built::new(
+        Box::new(TrainSink { train, eval }),
+        Settings::new(),
+    ))
 }
 
 impl Sink for TrainSink {
     fn consumes(&self) -> Consumes {
-        match self.0.input.source {
+        match self.train.input.source {
             TrainSource::Stream => Consumes::Batches,
             TrainSource::TfRecords(_) => Consumes::Nothing,
         }
     }
 
     fn run(&self, plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
-        let mut config = self.0.config.clone();
+        let mut config = self.train.config.clone();
         config.resume = options.resume;
-        run(plan, &config, &self.0.input)
+        run(plan, &config, &self.train.input, self.eval.as_ref())
+    }
+
+    fn holdout(&self) -> Option<f64> {
+        match self.eval.as_ref()?.source {
+            EvalSource::Holdout(f) => Some(f),
+            EvalSource::TfRecords(_) => None,
+        }
     }
 
     fn owned_settings(&self) -> Vec<(&'static str, Settings)> {
@@ -69,7 +108,7 @@ impl Sink for TrainSink {
             config: c,
             input,
             model,
-        } = &self.0;
+        } = &self.train;
         let files = match &input.source {
             TrainSource::Stream => None,
             TrainSource::TfRecords(f) => Some(f),
@@ -104,18 +143,27 @@ impl Sink for TrainSink {
             .set("collective_timeout_s", input.collective_timeout.as_secs())
             .set("scale_lr_by_world_size", c.scale_lr_by_world_size)
             .set("overlap_all_reduce", c.overlap_all_reduce);
-        vec![("train", settings)]
+        let mut sections = vec![("train", settings)];
+        if let Some(e) = &self.eval {
+            sections.push(("eval", e.settings()));
+        }
+        sections
     }
 }
 
-fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result<()> {
+fn run(
+    plan: &Plan,
+    cfg: &TrainConfig,
+    input: &TrainInput,
+    eval: Option<&EvalSection>,
+) -> anyhow::Result<()> {
     let Some(env) = RankEnv::from_env()? else {
         // One process: the seed's one-device script picks it with DEVICE_ID.
         let mut cfg = cfg.clone();
         if let (Some(d), "cuda") = (RankEnv::single_device()?, cfg.device.trim()) {
             cfg.device = format!("cuda:{d}");
         }
-        return run_rank(plan, &cfg, input, None);
+        return run_rank(plan, &cfg, input, eval, None);
     };
     let who = env.who();
     if plan.resolved.generation == Generation::Reference
@@ -145,7 +193,7 @@ fn run(plan: &Plan, cfg: &TrainConfig, input: &TrainInput) -> anyhow::Result<()>
         cuda,
         input.collective_timeout,
     )?;
-    let result = run_rank(plan, &cfg, input, Some(&joined));
+    let result = run_rank(plan, &cfg, input, eval, Some(&joined));
     if let Err(e) = &result {
         // The others' diagnosis then says why this rank left.
         joined
@@ -159,6 +207,7 @@ fn run_rank(
     plan: &Plan,
     cfg: &TrainConfig,
     input: &TrainInput,
+    eval: Option<&EvalSection>,
     joined: Option<&Joined>,
 ) -> anyhow::Result<()> {
     let (rank, world) = joined.map_or((0, 1), |j| (j.env.rank, j.env.world_size));
@@ -167,8 +216,13 @@ fn run_rank(
         bucket_bytes: nezha_c10d::DEFAULT_BUCKET_BYTES,
         heartbeat: Some(&j.heartbeat),
     });
+    // Rank 0 evaluates (every rank holds the same weights).
+    let eval_set = match eval.filter(|_| rank == 0) {
+        Some(e) => Some(eval_set(plan, e)?),
+        None => None,
+    };
     let train = |batches: &mut dyn Iterator<Item = anyhow::Result<Batch>>| {
-        train_data_parallel(cfg, batches, dp.as_ref())
+        train_and_evaluate(cfg, batches, dp.as_ref(), eval_set.as_ref())
     };
     // `stop_after` ends the data where that step ends; the trainer then
     // checkpoints, and a resumed run skips what this one consumed.
@@ -200,18 +254,11 @@ fn run_rank(
             summary
         }
         TrainSource::TfRecords(files) => {
-            let seq_len = plan.resolved.instances.max_seq_length;
-            let max_predictions = plan.resolved.masking.max_predictions_per_seq;
-            let batch_size = plan
-                .resolved
-                .batching
-                .map(|b| b.batch_size)
-                .context("training from TFRecords needs [batching] batch_size")?;
             // Rank r takes batches r, r + world, …: global step k's batches
             // are then records k·world·b .. (k+1)·world·b, what one process
             // with batch world·b would take.
             train(
-                &mut TfRecordBatches::new(files.clone(), batch_size, seq_len, max_predictions)
+                &mut tfrecord_batches(plan, files)?
                     .enumerate()
                     .filter(|(i, b)| b.is_err() || i % world == rank)
                     .map(|(_, b)| b)
@@ -223,6 +270,50 @@ fn run_rank(
         report(cfg, &summary);
     }
     Ok(())
+}
+
+/// Batches of the plan's shape read back from TFRecord files, in order.
+fn tfrecord_batches(plan: &Plan, files: &[PathBuf]) -> anyhow::Result<TfRecordBatches> {
+    let batch_size = plan
+        .resolved
+        .batching
+        .map(|b| b.batch_size)
+        .context("training from TFRecords needs [batching] batch_size")?;
+    Ok(TfRecordBatches::new(
+        files.to_vec(),
+        batch_size,
+        plan.resolved.instances.max_seq_length,
+        plan.resolved.masking.max_predictions_per_seq,
+    ))
+}
+
+/// The fixed batches `[eval]` names: the first of the held-out stream or
+/// of its TFRecord files.
+fn eval_set(plan: &Plan, e: &EvalSection) -> anyhow::Result<EvalSet> {
+    let batches: Vec<Batch> = match &e.source {
+        EvalSource::Holdout(_) => {
+            let mut running = start_held_out(plan)?;
+            let batches: Vec<Batch> = running.items.by_ref().take(e.batches).collect();
+            running.stop();
+            running.finish()?;
+            batches
+        }
+        EvalSource::TfRecords(files) => tfrecord_batches(plan, files)?
+            .take(e.batches)
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if batches.is_empty() {
+        anyhow::bail!(
+            "{}: [eval] gave no complete batch of {} sequences; hold out more (holdout) or \
+             give more records",
+            plan.file().display(),
+            plan.resolved.batching.map_or(0, |b| b.batch_size)
+        );
+    }
+    Ok(EvalSet {
+        batches,
+        every: e.every,
+    })
 }
 
 fn report(cfg: &TrainConfig, s: &TrainSummary) {
@@ -243,6 +334,13 @@ fn report(cfg: &TrainConfig, s: &TrainSummary) {
             last.mlm_acc,
             100.0 * s.metrics.iter().map(|m| m.data_wait_frac).sum::<f64>()
                 / s.metrics.len() as f64
+        );
+    }
+    if let Some(e) = &s.eval {
+        println!(
+            "held out at step {}: masked-LM accuracy {:.4}, loss {:.4}, next-sentence accuracy {:.4} \
+             ({} sequences; eval_results.txt)",
+            e.global_step, e.masked_lm_accuracy, e.loss, e.next_sentence_accuracy, e.sequences
         );
     }
     if let Some(c) = &s.last_checkpoint {

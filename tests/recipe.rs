@@ -36,7 +36,7 @@ fn succeeded(out: &Output) -> String {
 /// for a few chapters of the bundled corpus and the run for `steps` steps
 /// of 8 sequences on the CPU; every other setting is the recipe's.
 fn small_recipe(dir: &Path, steps: u64) -> PathBuf {
-    std::fs::write(dir.join("corpus.txt"), chapters(3).join("\n\n")).unwrap();
+    std::fs::write(dir.join("corpus.txt"), chapters(12).join("\n\n")).unwrap();
     let mut toml = std::fs::read_to_string(root().join("pipelines/nezha-large.toml")).unwrap();
     let vocab = format!("vocab = \"{}\"", root().join("data/vocab.txt").display());
     for (from, to) in [
@@ -55,6 +55,10 @@ fn small_recipe(dir: &Path, steps: u64) -> PathBuf {
             "output_dir = \"../runs/nezha-large\"",
             "output_dir = \"run\"",
         ),
+        // After save_every's: [eval]'s own.
+        ("\nevery = 10000", "\nevery = 25"),
+        ("holdout = 0.01", "holdout = 0.25"),
+        ("batches = 100", "batches = 2"),
     ] {
         assert!(toml.contains(from), "the recipe no longer has {from:?}");
         toml = toml.replace(from, to);
@@ -81,6 +85,8 @@ fn run_pretraining_sh_runs_the_recipe() {
         .pop()
         .unwrap();
     assert_eq!(step, 50);
+    assert!(tmp.path().join("run/eval_results.txt").exists());
+    assert!(tmp.path().join("run/eval_results.txt").exists());
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct Plan {
     /// Only when the sink takes batches.
     pub batching: Option<Factory<Instance, Batch>>,
     pub sink: Box<dyn Sink>,
+    /// The fraction of documents held out of the main stream for the
+    /// sink's evaluation ([`Sink::holdout`]).
+    pub holdout: Option<f64>,
     /// Each configured section's kind and settings, in pipeline order.
     described: Vec<(&'static str, String, Settings)>,
 }
@@ -162,6 +165,7 @@ impl Plan {
             sentences: sentences.value,
             wordpiece: wordpiece.value,
             batching,
+            holdout: sink.value.holdout(),
             sink: sink.value,
             described,
             resolved,

@@ -6,6 +6,7 @@ use nezha_stages::data::{Document, Instance, TokenizedDocument};
 use nezha_stages::dedup::{Dedup, DedupCounts, FilterSpec, Share};
 use nezha_stages::error::Error;
 use nezha_stages::gather::{gather, Backlog};
+use nezha_stages::holdout::{Holdout, Side};
 use nezha_stages::ingest::spawn_reader_passes;
 use nezha_stages::operator::{
     channel_sink, channel_source_while, stage_operator, Control, FlowStream,
@@ -17,7 +18,7 @@ use timely::WorkerConfig;
 
 use crate::plan::Plan;
 use crate::registry::{Factory, WorkerInfo};
-use crate::resolve::Reading;
+use crate::resolve::{Generation, Reading, Resolved};
 
 /// Documents a reader may run ahead of its worker.
 const DOCUMENT_QUEUE: usize = 256;
@@ -171,8 +172,32 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
     start_shard(plan, Shard { index: 0, count: 1 })
 }
 
-/// [`start`] for one process's [`Shard`] of the worker slots.
+/// [`start`] for one process's [`Shard`] of the worker slots. With a
+/// held-out share (`Plan::holdout`), its documents are left out.
 pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running<T>> {
+    start_flow(plan, shard, Stages::of(plan, plan.resolved.generation)?)
+}
+
+/// The held-out documents only (`Plan::holdout`), through the same stages
+/// with one fixed mask per instance (dynamic masking's first epoch becomes
+/// static masking from the same seed), read once: the evaluation stream.
+pub fn start_held_out(plan: &Plan) -> anyhow::Result<Running<Batch>> {
+    if plan.holdout.is_none() {
+        anyhow::bail!(
+            "{}: the pipeline holds no documents out",
+            plan.file().display()
+        );
+    }
+    let generation = match plan.resolved.generation {
+        Generation::Dynamic { .. } => Generation::Streaming,
+        fixed => fixed,
+    };
+    let mut stages = Stages::of(plan, generation)?;
+    stages.keep = Side::HeldOut;
+    start_flow(plan, Shard { index: 0, count: 1 }, stages)
+}
+
+fn start_flow<T: Tail>(plan: &Plan, shard: Shard, stages: Stages) -> anyhow::Result<Running<T>> {
     let Some(ingest) = plan.ingest.clone() else {
         anyhow::bail!(
             "{}: the pipeline has no [ingest] section to stream from",
@@ -181,7 +206,7 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
     };
     let control = Control::default();
     let peers = plan.resolved.workers;
-    let reading = plan.resolved.reading();
+    let reading = stages.generation.reading();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..peers).map(|_| bounded::<T>(T::QUEUE)).unzip();
     let senders = Arc::new(Mutex::new(
         senders.into_iter().map(Some).collect::<Vec<_>>(),
@@ -193,13 +218,12 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum::<u64>()
         * reading.passes as u64;
-    let mut dedup = start_dedup(plan, &ingest, shard, &control)?;
+    let mut dedup = start_dedup(plan, &ingest, shard, reading, &control)?;
     let filters: Vec<_> = match dedup.as_mut() {
         Some((d, _)) => d.take_filters().into_iter().map(Some).collect(),
         None => Vec::new(),
     };
     let filters = Arc::new(Mutex::new(filters));
-    let stages = Stages::of(plan);
     let worker_control = control.clone();
     let progress = bytes_read.clone();
     let per_turn = T::instances_per_turn(plan);
@@ -276,13 +300,13 @@ fn start_dedup(
     plan: &Plan,
     ingest: &nezha_stages::ingest::IngestPlan,
     shard: Shard,
+    reading: Reading,
     control: &Control,
 ) -> anyhow::Result<Option<(Dedup, Arc<DedupCounts>)>> {
     let Some(d) = &plan.dedup else {
         return Ok(None);
     };
     let peers = plan.resolved.workers;
-    let reading = plan.resolved.reading();
     let total = (shard.count * peers) as u64;
     let specs: Vec<FilterSpec> = (0..peers)
         .map(|w| FilterSpec {
@@ -301,7 +325,11 @@ fn start_dedup(
 /// The plan's stage factories, shared by the workers.
 #[derive(Clone)]
 struct Stages {
+    generation: Generation,
     clean: Option<Factory<Document, Document>>,
+    /// The held-out fraction, and which side of it this flow keeps.
+    holdout: Option<f64>,
+    keep: Side,
     sentences: Factory<Document, Document>,
     wordpiece: Factory<Document, TokenizedDocument>,
     words: Option<Factory<TokenizedDocument, TokenizedDocument>>,
@@ -314,6 +342,7 @@ struct Stages {
 struct WorkerStages {
     dedup: Option<BoxedStage<Document, Document>>,
     clean: Option<BoxedStage<Document, Document>>,
+    holdout: Option<Holdout>,
     sentences: BoxedStage<Document, Document>,
     wordpiece: BoxedStage<Document, TokenizedDocument>,
     words: Option<BoxedStage<TokenizedDocument, TokenizedDocument>>,
@@ -323,16 +352,33 @@ struct WorkerStages {
 }
 
 impl Stages {
-    fn of(plan: &Plan) -> Stages {
-        Stages {
+    /// The plan's stages, with the instance generator and masking of
+    /// `generation` (the plan's own, or a fixed mask for evaluation).
+    fn of(plan: &Plan, generation: Generation) -> Result<Stages, Error> {
+        let (instances, masking) = if generation == plan.resolved.generation {
+            (plan.instances.clone(), plan.masking.clone())
+        } else {
+            let resolved = Resolved {
+                generation,
+                ..plan.resolved.clone()
+            };
+            (
+                crate::generation::instances(&resolved)?,
+                crate::generation::masking(&resolved)?,
+            )
+        };
+        Ok(Stages {
+            generation,
             clean: plan.clean.clone(),
+            holdout: plan.holdout,
+            keep: Side::Train,
             sentences: plan.sentences.clone(),
             wordpiece: plan.wordpiece.clone(),
             words: plan.words.clone(),
-            instances: plan.instances.clone(),
-            masking: plan.masking.clone(),
+            instances,
+            masking,
             batching: plan.batching.clone(),
-        }
+        })
     }
 
     fn build(
@@ -343,6 +389,10 @@ impl Stages {
         Ok(WorkerStages {
             dedup,
             clean: self.clean.as_ref().map(|c| c(info)).transpose()?,
+            holdout: self.holdout.map(|fraction| Holdout {
+                fraction,
+                keep: self.keep,
+            }),
             sentences: (self.sentences)(info)?,
             wordpiece: (self.wordpiece)(info)?,
             words: self.words.as_ref().map(|w| w(info)).transpose()?,
@@ -367,6 +417,9 @@ impl WorkerStages {
         }
         if let Some(c) = self.clean {
             docs = stage_operator(docs, "clean", c, control.clone());
+        }
+        if let Some(h) = self.holdout {
+            docs = stage_operator(docs, "holdout", h, control.clone());
         }
         let docs = stage_operator(docs, "sentences", self.sentences, control.clone());
         let mut tokens = stage_operator(docs, "wordpiece", self.wordpiece, control.clone());

@@ -27,6 +27,13 @@ pub trait Sink: Send + Sync {
     /// Runs the whole pipeline into this sink.
     fn run(&self, plan: &Plan, options: &RunOptions) -> anyhow::Result<()>;
 
+    /// The fraction of documents (chosen by their text,
+    /// `nezha_stages::holdout`) the sink holds out of the main stream for
+    /// evaluation; [`crate::run::start_held_out`] streams them.
+    fn holdout(&self) -> Option<f64> {
+        None
+    }
+
     /// The sections the sink read besides `[sink]`, as resolved, for
     /// `nezha run --print-plan`.
     fn owned_settings(&self) -> Vec<(&'static str, Settings)> {

@@ -15,6 +15,7 @@ pub mod data;
 pub mod dedup;
 pub mod error;
 pub mod gather;
+pub mod holdout;
 pub mod ingest;
 pub mod instances;
 pub mod masking;

@@ -36,6 +36,7 @@ pub mod atomic {
         Ok(nezha_stages::atomic_file::write_file(path, bytes)?)
     }
 }
+pub mod eval;
 pub mod model;
 pub mod optim;
 pub mod tensorfile;

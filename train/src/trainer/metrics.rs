@@ -1,4 +1,6 @@
-//! Per-step metrics: one JSON object per line in `metrics.jsonl`.
+//! Per-step metrics: one JSON object per line in `metrics.jsonl`, and, at
+//! the steps the run evaluates, `{"step": N, "eval": {...}}` lines with the
+//! held-out metrics.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -7,6 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use nezha_stages::atomic_file;
 use serde::{Deserialize, Serialize};
+
+use crate::eval::EvalMetrics;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -34,6 +38,26 @@ pub struct StepMetrics {
     pub elapsed_s: f64,
 }
 
+/// An evaluation line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalLine {
+    pub step: u64,
+    pub eval: EvalMetrics,
+}
+
+/// The step a line of either kind is about.
+fn step_of(line: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Step {
+        step: u64,
+    }
+    serde_json::from_str::<Step>(line).ok().map(|s| s.step)
+}
+
+fn is_eval(line: &str) -> bool {
+    serde_json::from_str::<EvalLine>(line).is_ok()
+}
+
 pub struct MetricsLog {
     file: File,
 }
@@ -50,10 +74,10 @@ impl MetricsLog {
             let mut kept = String::new();
             for line in reader.lines() {
                 let line = line?;
-                let Ok(m) = serde_json::from_str::<StepMetrics>(&line) else {
+                let Some(step) = step_of(&line) else {
                     continue; // a line cut short by a crash
                 };
-                if m.step <= last {
+                if step <= last {
                     kept.push_str(&line);
                     kept.push('\n');
                 }
@@ -69,7 +93,15 @@ impl MetricsLog {
     }
 
     pub fn write(&mut self, m: &StepMetrics) -> Result<()> {
-        let mut line = serde_json::to_string(m)?;
+        self.write_line(m)
+    }
+
+    pub fn write_eval(&mut self, e: &EvalLine) -> Result<()> {
+        self.write_line(e)
+    }
+
+    fn write_line(&mut self, value: &impl Serialize) -> Result<()> {
+        let mut line = serde_json::to_string(value)?;
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.flush()?;
@@ -77,17 +109,25 @@ impl MetricsLog {
     }
 }
 
-/// Reads a metrics file back (for plots and tests).
-pub fn read(path: &Path) -> Result<Vec<StepMetrics>> {
+/// Reads a metrics file back (for plots and tests): the step lines, and
+/// the evaluation lines.
+pub fn read_all(path: &Path) -> Result<(Vec<StepMetrics>, Vec<EvalLine>)> {
     let reader =
         BufReader::new(File::open(path).with_context(|| format!("reading {}", path.display()))?);
-    reader
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let l = l?;
-            serde_json::from_str(&l)
-                .with_context(|| format!("{}:{}: not a metrics line", path.display(), i + 1))
-        })
-        .collect()
+    let (mut steps, mut evals) = (Vec::new(), Vec::new());
+    for (i, l) in reader.lines().enumerate() {
+        let l = l?;
+        let at = || format!("{}:{}: not a metrics line", path.display(), i + 1);
+        if is_eval(&l) {
+            evals.push(serde_json::from_str(&l).with_context(at)?);
+        } else {
+            steps.push(serde_json::from_str(&l).with_context(at)?);
+        }
+    }
+    Ok((steps, evals))
+}
+
+/// The step lines of a metrics file.
+pub fn read(path: &Path) -> Result<Vec<StepMetrics>> {
+    Ok(read_all(path)?.0)
 }

@@ -34,6 +34,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use nezha_stages::Batch;
 
+use crate::eval::{evaluate, EvalMetrics};
 use crate::model::{weights, Mode, NezhaForPreTraining};
 use crate::optim::Optimizer;
 pub use checkpoint::TrainState;
@@ -57,6 +58,14 @@ pub enum StopReason {
     DataExhausted,
 }
 
+/// Held-out batches a run evaluates on ([`crate::eval::evaluate`]) every
+/// `every` steps and at its last step; rank 0 evaluates, and writes the
+/// last result to `eval_results.txt` as the reference's `--do_eval` does.
+pub struct EvalSet {
+    pub batches: Vec<Batch>,
+    pub every: u64,
+}
+
 #[derive(Debug)]
 pub struct TrainSummary {
     pub step: u64,
@@ -66,6 +75,8 @@ pub struct TrainSummary {
     pub last_checkpoint: Option<PathBuf>,
     /// This run's metrics, one per optimizer step attempted.
     pub metrics: Vec<StepMetrics>,
+    /// The last evaluation (rank 0 of a run with an [`EvalSet`]).
+    pub eval: Option<EvalMetrics>,
 }
 
 /// The dropout seed of batch `index`: SplitMix64 of (seed, index).
@@ -215,6 +226,19 @@ pub fn train_data_parallel<I>(
 where
     I: IntoIterator<Item = Result<Batch>>,
 {
+    train_and_evaluate(cfg, batches, dp, None)
+}
+
+/// [`train_data_parallel`], evaluating on `eval` as it goes.
+pub fn train_and_evaluate<I>(
+    cfg: &TrainConfig,
+    batches: I,
+    dp: Option<&DataParallel>,
+    eval: Option<&EvalSet>,
+) -> Result<TrainSummary>
+where
+    I: IntoIterator<Item = Result<Batch>>,
+{
     let (rank, world) = dp.map_or((0, 1), |d| (d.rank(), d.world_size()));
     let leader = rank == 0;
     let here = |e: anyhow::Error| {
@@ -265,6 +289,16 @@ where
     let mut run_metrics = Vec::new();
     let mut consecutive_skips = 0;
     let mut stopped = StopReason::ReachedTotalSteps;
+    let evaluates = eval.filter(|_| leader);
+    let mut last_eval: Option<EvalMetrics> = None;
+    let evaluate_now = |reporter: &mut Reporter, step: u64| -> Result<Option<EvalMetrics>> {
+        let Some(e) = evaluates else {
+            return Ok(None);
+        };
+        let m = evaluate(&model, &e.batches, run.mode.compute, step)?;
+        reporter.eval(&m)?;
+        Ok(Some(m))
+    };
 
     while state.step < cfg.schedule.total_steps {
         let t0 = Instant::now();
@@ -336,9 +370,25 @@ where
                     .map_or("none".to_string(), |p| p.display().to_string())
             );
         }
+        if eval.is_some_and(|e| state.step % e.every == 0 || state.step == cfg.schedule.total_steps)
+        {
+            last_eval = evaluate_now(&mut reporter, state.step)?.or(last_eval);
+        }
         if done.clip.is_finite() && state.step % cfg.save_every == 0 {
             saver.save(cfg, &model, &optimizer, &state)?;
         }
+    }
+    // The last step is evaluated, unless this run took none (resuming a
+    // finished run): that step's evaluation is already written.
+    if !run_metrics.is_empty() && last_eval.is_none_or(|e| e.global_step != state.step) {
+        last_eval = evaluate_now(&mut reporter, state.step)?.or(last_eval);
+    }
+    if let Some(e) = &last_eval {
+        // The reference's `--do_eval` output, for the run's last step.
+        nezha_stages::atomic_file::write_file(
+            &cfg.output_dir.join("eval_results.txt"),
+            e.to_results_txt().as_bytes(),
+        )?;
     }
     if saver.last_saved != Some(state.step) {
         saver.save(cfg, &model, &optimizer, &state)?;
@@ -355,6 +405,7 @@ where
         stopped,
         last_checkpoint: saver.last_checkpoint,
         metrics: run_metrics,
+        eval: last_eval,
     })
 }
 

@@ -1,5 +1,6 @@
-//! `training.png`: loss curves (total, MLM, NSP) over the learning-rate
-//! curve, drawn with plotters' bitmap backend.
+//! `training.png`: loss curves (total, MLM, NSP), masked-LM accuracy on the
+//! training batches and, when the run evaluates, on the held-out batches,
+//! and the learning-rate curve, drawn with plotters' bitmap backend.
 //!
 //! plotters needs a font library to draw text, and system fonts may be
 //! absent; so no text goes through plotters (its font-less build panics on
@@ -13,7 +14,7 @@ use nezha_stages::atomic_file;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::metrics::StepMetrics;
+use super::metrics::{EvalLine, StepMetrics};
 
 const W: u32 = 1000;
 const H: u32 = 800;
@@ -197,28 +198,30 @@ fn panel(
     Ok(())
 }
 
-/// Draws the curves of `metrics` into `path` (written atomically).
-pub fn write_png(path: &Path, metrics: &[StepMetrics]) -> Result<()> {
+/// Draws the curves of `metrics` and `evals` into `path` (written
+/// atomically).
+pub fn write_png(path: &Path, metrics: &[StepMetrics], evals: &[EvalLine]) -> Result<()> {
     // The encoder picks the format from the extension, so the temporary
     // name keeps `.png` at the end.
     let mut tmp = atomic_file::temp_path(path).into_os_string();
     tmp.push(".png");
     let tmp = PathBuf::from(tmp);
-    if let Err(e) = draw(&tmp, metrics) {
+    if let Err(e) = draw(&tmp, metrics, evals) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     Ok(atomic_file::persist(&tmp, path)?)
 }
 
-/// Draws the curves of `metrics` into the PNG file `tmp`.
-fn draw(tmp: &Path, metrics: &[StepMetrics]) -> Result<()> {
+/// Draws the curves of `metrics` and `evals` into the PNG file `tmp`.
+fn draw(tmp: &Path, metrics: &[StepMetrics], evals: &[EvalLine]) -> Result<()> {
     let xs = range(metrics.iter().map(|m| m.step as f64));
     let xs = (xs.0.max(0.0), xs.1);
     let pts = |f: fn(&StepMetrics) -> f64| metrics.iter().map(|m| (m.step as f64, f(m))).collect();
     let root = BitMapBackend::new(tmp, (W, H)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let (top, bottom) = root.split_vertically(H * 3 / 5);
+    let (top, rest) = root.split_vertically(H * 3 / 8);
+    let (middle, bottom) = rest.split_vertically(H * 3 / 8);
     panel(
         &top,
         "loss",
@@ -242,6 +245,22 @@ fn draw(tmp: &Path, metrics: &[StepMetrics]) -> Result<()> {
         ],
         false,
     )?;
+    let mut accuracy = vec![Series {
+        name: "mlm train",
+        color: RGBColor(255, 127, 14),
+        points: pts(|m| m.mlm_acc),
+    }];
+    if !evals.is_empty() {
+        accuracy.push(Series {
+            name: "mlm held out",
+            color: RGBColor(148, 103, 189),
+            points: evals
+                .iter()
+                .map(|e| (e.step as f64, e.eval.masked_lm_accuracy))
+                .collect(),
+        });
+    }
+    panel(&middle, "masked-LM accuracy", xs, &accuracy, false)?;
     panel(
         &bottom,
         "learning rate",

@@ -12,9 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::checkpoint;
 use super::config::TrainConfig;
-use super::metrics::{self, MetricsLog, StepMetrics};
+use super::metrics::{self, EvalLine, MetricsLog, StepMetrics};
 use super::plot;
 use super::tensorboard::{self, EventWriter};
+use crate::eval::EvalMetrics;
 
 pub(super) struct Reporter {
     /// `metrics.jsonl`, appended to once per step.
@@ -130,13 +131,40 @@ impl Reporter {
         Ok(())
     }
 
+    /// Records an evaluation: a metrics line, TensorBoard `eval/…`
+    /// scalars, and a note.
+    pub fn eval(&mut self, e: &EvalMetrics) -> Result<()> {
+        let step = e.global_step;
+        if let Some(log) = &mut self.log {
+            log.write_eval(&EvalLine { step, eval: *e })?;
+        }
+        if let Some(ev) = &mut self.events {
+            ev.scalars(
+                step as i64,
+                tensorboard::now(),
+                &[
+                    ("eval/loss", e.loss),
+                    ("eval/masked_lm_accuracy", e.masked_lm_accuracy),
+                    ("eval/masked_lm_loss", e.masked_lm_loss),
+                    ("eval/next_sentence_accuracy", e.next_sentence_accuracy),
+                    ("eval/next_sentence_loss", e.next_sentence_loss),
+                ],
+            )?;
+        }
+        self.say(format!(
+            "step {step} held out ({} sequences): loss {:.4} masked-LM accuracy {:.3} next-sentence accuracy {:.3}",
+            e.sequences, e.loss, e.masked_lm_accuracy, e.next_sentence_accuracy
+        ));
+        Ok(())
+    }
+
     /// Clears the bar and draws the plot from the whole `metrics.jsonl`
     /// (earlier runs of a resumed training included).
     pub fn finish(self) -> Result<()> {
         self.bar.finish_and_clear();
         if let Some((metrics_path, png)) = &self.plot {
-            let all = metrics::read(metrics_path)?;
-            plot::write_png(png, &all)?;
+            let (steps, evals) = metrics::read_all(metrics_path)?;
+            plot::write_png(png, &steps, &evals)?;
         }
         Ok(())
     }

@@ -1,0 +1,129 @@
+//! Evaluation as the reference's `run_pretraining.py` does it with
+//! `--do_eval`: its `model_fn`'s `metric_fn` over fixed batches, dropout
+//! off. The quantities and their weights are the reference's:
+//! `tf.metrics.accuracy` and `tf.metrics.mean` of the masked-LM predictions
+//! weighted by `masked_lm_weights`, the same unweighted over sequences for
+//! next-sentence prediction, and the estimator's `loss`, the mean over
+//! batches of each batch's total loss.
+
+use anyhow::Result;
+use nezha_stages::Batch;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::model::{pretraining_loss, Mode, NezhaForPreTraining, PreTrainingInputs};
+
+/// The reference's `eval_results.txt` quantities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    pub masked_lm_accuracy: f64,
+    pub masked_lm_loss: f64,
+    pub next_sentence_accuracy: f64,
+    pub next_sentence_loss: f64,
+    /// Mean over batches of `masked_lm_loss + next_sentence_loss` as the
+    /// training loss computes them.
+    pub loss: f64,
+    pub global_step: u64,
+    /// Batches and sequences evaluated.
+    pub batches: u64,
+    pub sequences: u64,
+}
+
+impl EvalMetrics {
+    /// `key = value` lines in key order, as the reference writes
+    /// `eval_results.txt` (`for key in sorted(result.keys())`).
+    pub fn to_results_txt(&self) -> String {
+        let mut lines = [
+            ("global_step", self.global_step.to_string()),
+            ("loss", self.loss.to_string()),
+            ("masked_lm_accuracy", self.masked_lm_accuracy.to_string()),
+            ("masked_lm_loss", self.masked_lm_loss.to_string()),
+            (
+                "next_sentence_accuracy",
+                self.next_sentence_accuracy.to_string(),
+            ),
+            ("next_sentence_loss", self.next_sentence_loss.to_string()),
+        ];
+        lines.sort();
+        lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+    }
+}
+
+/// Weighted sums over the batches, divided once at the end.
+#[derive(Default)]
+struct Sums {
+    mlm_weight: f64,
+    mlm_hits: f64,
+    mlm_nll: f64,
+    sequences: f64,
+    nsp_hits: f64,
+    nsp_nll: f64,
+    batch_loss: f64,
+    batches: u64,
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+/// The metrics of `model` on `batches` at `global_step`, dropout off.
+pub fn evaluate(
+    model: &NezhaForPreTraining,
+    batches: &[Batch],
+    compute: Kind,
+    global_step: u64,
+) -> Result<EvalMetrics> {
+    let mode = Mode {
+        train: false,
+        compute,
+    };
+    let c = &model.config;
+    let mut s = Sums::default();
+    tch::no_grad(|| -> Result<()> {
+        for batch in batches {
+            let inputs = PreTrainingInputs::from_batch(
+                batch,
+                c.vocab_size,
+                c.type_vocab_size,
+                model.device(),
+            )?;
+            let out = model.forward(&inputs, mode);
+            let ids = inputs.masked_lm_ids.reshape([-1]);
+            let w = inputs.masked_lm_weights.reshape([-1]);
+            let nll = -out
+                .mlm_logits
+                .log_softmax(-1, Kind::Float)
+                .gather(1, &ids.unsqueeze(1), false)
+                .squeeze_dim(1);
+            let hit = out.mlm_logits.argmax(-1, false).eq_tensor(&ids);
+            s.mlm_weight += scalar(&w.sum(Kind::Double));
+            s.mlm_hits += scalar(&(hit.to_kind(Kind::Double) * &w).sum(Kind::Double));
+            s.mlm_nll += scalar(&(nll.to_kind(Kind::Double) * &w).sum(Kind::Double));
+            let labels = inputs.next_sentence_labels.reshape([-1]);
+            let nsp_nll = -out
+                .nsp_logits
+                .log_softmax(-1, Kind::Float)
+                .gather(1, &labels.unsqueeze(1), false)
+                .squeeze_dim(1);
+            let nsp_hit = out.nsp_logits.argmax(-1, false).eq_tensor(&labels);
+            s.sequences += batch.size as f64;
+            s.nsp_hits += scalar(&nsp_hit.to_kind(Kind::Double).sum(Kind::Double));
+            s.nsp_nll += scalar(&nsp_nll.to_kind(Kind::Double).sum(Kind::Double));
+            s.batch_loss += scalar(&pretraining_loss(&out, &inputs).total);
+            s.batches += 1;
+        }
+        Ok(())
+    })?;
+    // tf.metrics.* of nothing is 0 (its division is a safe div).
+    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    Ok(EvalMetrics {
+        masked_lm_accuracy: div(s.mlm_hits, s.mlm_weight),
+        masked_lm_loss: div(s.mlm_nll, s.mlm_weight),
+        next_sentence_accuracy: div(s.nsp_hits, s.sequences),
+        next_sentence_loss: div(s.nsp_nll, s.sequences),
+        loss: div(s.batch_loss, s.batches as f64),
+        global_step,
+        batches: s.batches,
+        sequences: s.sequences as u64,
+    })
+}
