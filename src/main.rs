@@ -36,6 +36,9 @@ enum Command {
     /// Evaluate a pretrained checkpoint on pretraining TFRecords (the
     /// reference's run_pretraining.py --do_eval).
     Eval(nezha::eval::EvalArgs),
+    /// Predict the tokens at each [MASK] of a text with a pretrained
+    /// checkpoint (as Hugging Face's fill-mask pipeline).
+    FillMask(nezha::fill_mask::FillMaskArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Pipeline(command) => command.run(),
         Command::Convert(args) => nezha::convert::run(args),
         Command::Eval(args) => nezha::eval::run(args),
+        Command::FillMask(args) => nezha::fill_mask::run(args),
         Command::Finetune { config, task } => match (task, config) {
             (Some(task), _) => nezha_finetune::cli::run(task),
             (None, Some(file)) => {
