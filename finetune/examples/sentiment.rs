@@ -14,7 +14,6 @@
 //! every epoch (metrics.jsonl), scores the best epoch on test and saves it
 //! (model.safetensors, our format with the label names).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +24,7 @@ use nezha_finetune::checkpoint::{self, ours, Architecture, Format};
 use nezha_finetune::classify::{
     data::write_tsv, evaluate, fine_tune, read_lines, split, Encoder, LabelMap,
 };
+use nezha_finetune::epochs::MetricsLog;
 use nezha_finetune::metrics::{accuracy, macro_f1};
 use nezha_finetune::{FinetuneConfig, NezhaForFinetuning};
 use nezha_stages::vocab::Vocab;
@@ -149,15 +149,14 @@ fn main() -> Result<()> {
         seed: args.seed,
         ..FinetuneConfig::default()
     };
-    let mut log = std::fs::File::create(args.out.join("metrics.jsonl"))?;
+    let mut log = MetricsLog::new(&args.out);
     let started = Instant::now();
     let outcome = fine_tune(&mut model, &train, &dev, &cfg, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
             r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
         );
-        writeln!(log, "{}", serde_json::to_string(r)?)?;
-        Ok(())
+        log.line(r)
     })?;
     let (_, scores) = evaluate(&model, &test, 64)?;
     println!(
@@ -168,11 +167,7 @@ fn main() -> Result<()> {
         scores.examples,
         started.elapsed().as_secs_f64()
     );
-    writeln!(
-        log,
-        "{}",
-        serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores})
-    )?;
+    log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
     ours::write(
         &args.out.join("model.safetensors"),
         &model.weights(Some(labels.names.clone()))?,

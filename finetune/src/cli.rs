@@ -11,11 +11,11 @@
 //! test predictions (`test_results.tsv`, `test_predictions.txt` or
 //! `test_predictions.json`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::atomic_file;
 use nezha_stages::vocab::Vocab;
 use nezha_train::model::NezhaConfig;
 use tch::Device;
@@ -23,6 +23,7 @@ use tch::Device;
 use crate::checkpoint::{self, ours, Architecture, Format};
 use crate::classify::{self, Encoder, LabelMap, Layout, Part, TsvColumns};
 use crate::config::{ClassifySettings, FinetuneConfig, MrcSettings, Task, TaskDefaults};
+use crate::epochs::MetricsLog;
 use crate::mrc::{self, AnswerSearch, Windower};
 use crate::ner::{self, TagEncoder, TagMap};
 use crate::task_file;
@@ -397,15 +398,10 @@ fn prepare(c: &Common) -> Result<Arc<Vocab>> {
 }
 
 fn write_labels(dir: &Path, names: &[String]) -> Result<()> {
-    nezha_train::atomic::write_file(
+    Ok(atomic_file::write_file(
         &dir.join("label_list.txt"),
         (names.join("\n") + "\n").as_bytes(),
-    )
-}
-
-fn log_line(log: &mut std::fs::File, v: &impl serde::Serialize) -> Result<()> {
-    writeln!(log, "{}", serde_json::to_string(v)?)?;
-    Ok(())
+    )?)
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {
@@ -454,13 +450,13 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
         dv.len(),
         labels.names
     );
-    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let mut log = MetricsLog::new(&c.output_dir);
     let outcome = classify::fine_tune(&mut model, &tr, &dv, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
             r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
         );
-        log_line(&mut log, r)
+        log.line(r)
     })?;
     println!("best dev epoch {}", outcome.best_epoch);
     ours::write(
@@ -474,10 +470,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
             "test accuracy {:.4} macro-F1 {:.4} ({} examples)",
             scores.accuracy, scores.macro_f1, scores.examples
         );
-        log_line(
-            &mut log,
-            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
-        )?;
+        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
         let pair = test.iter().any(|e| e.text_b.is_some());
         let mut out = String::from(if pair {
             "label\tprediction\ttext_a\ttext_b\n"
@@ -492,7 +485,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
             }
             out.push('\n');
         }
-        nezha_train::atomic::write_file(&c.output_dir.join("test_results.tsv"), out.as_bytes())?;
+        atomic_file::write_file(&c.output_dir.join("test_results.tsv"), out.as_bytes())?;
     }
     Ok(())
 }
@@ -540,7 +533,7 @@ fn run_ner(a: &NerArgs) -> Result<()> {
         dv.len(),
         tags.names
     );
-    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let mut log = MetricsLog::new(&c.output_dir);
     let outcome = ner::fine_tune(&mut model, &tr, &dev, &dv, &tags, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev entity P/R/F1 {:.4}/{:.4}/{:.4} token F1 {:.4} ({:.0}s)",
@@ -553,7 +546,7 @@ fn run_ner(a: &NerArgs) -> Result<()> {
             r.dev.token.f1,
             r.seconds
         );
-        log_line(&mut log, r)
+        log.line(r)
     })?;
     println!("best dev epoch {}", outcome.best_epoch);
     ours::write(
@@ -574,10 +567,7 @@ fn run_ner(a: &NerArgs) -> Result<()> {
             scores.token.f1,
             scores.sentences
         );
-        log_line(
-            &mut log,
-            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
-        )?;
+        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
         ner::write_predictions(&c.output_dir.join("test_predictions.txt"), &test, &pred)?;
     }
     Ok(())
@@ -647,13 +637,13 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
         dev.len(),
         dw.len()
     );
-    let mut log = std::fs::File::create(c.output_dir.join("metrics.jsonl"))?;
+    let mut log = MetricsLog::new(&c.output_dir);
     let outcome = mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &c.train, |r| {
         println!(
             "epoch {} step {} train loss {:.4} dev EM {:.2} F1 {:.2} ({:.0}s)",
             r.epoch, r.global_step, r.train_loss, r.dev.em, r.dev.f1, r.seconds
         );
-        log_line(&mut log, r)
+        log.line(r)
     })?;
     println!("best dev epoch {}", outcome.best_epoch);
     ours::write(
@@ -667,16 +657,13 @@ fn run_mrc(a: &MrcArgs) -> Result<()> {
             "test EM {:.2} F1 {:.2} ({} questions)",
             scores.em, scores.f1, scores.examples
         );
-        log_line(
-            &mut log,
-            &serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}),
-        )?;
+        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
         let map: serde_json::Map<String, serde_json::Value> = test
             .iter()
             .zip(answers)
             .map(|(e, a)| (e.id.clone(), serde_json::Value::String(a)))
             .collect();
-        nezha_train::atomic::write_file(
+        atomic_file::write_file(
             &c.output_dir.join("test_predictions.json"),
             serde_json::to_string_pretty(&map)?.as_bytes(),
         )?;

@@ -8,6 +8,7 @@
 //! Dropout masks are drawn from libtorch's generator seeded per batch from
 //! the config's seed, so a run is reproducible.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
@@ -149,4 +150,34 @@ pub fn fine_tune<T, D>(
         epochs: reports,
         best_epoch,
     })
+}
+
+/// `metrics.jsonl`: one JSON object per line (each epoch's report, then the
+/// test scores), the file rewritten whole at each line through
+/// [`nezha_stages::atomic_file::write_file`], so that a reader always finds
+/// a complete log of the epochs so far. (Few lines: one per epoch.)
+pub struct MetricsLog {
+    path: PathBuf,
+    text: String,
+}
+
+impl MetricsLog {
+    /// The log `metrics.jsonl` in `output_dir`; nothing is written until
+    /// the first line.
+    pub fn new(output_dir: &Path) -> MetricsLog {
+        MetricsLog {
+            path: output_dir.join("metrics.jsonl"),
+            text: String::new(),
+        }
+    }
+
+    /// Appends `v` as a line.
+    pub fn line(&mut self, v: &impl serde::Serialize) -> Result<()> {
+        self.text.push_str(&serde_json::to_string(v)?);
+        self.text.push('\n');
+        Ok(nezha_stages::atomic_file::write_file(
+            &self.path,
+            self.text.as_bytes(),
+        )?)
+    }
 }

@@ -13,6 +13,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::atomic_file;
 use prost::Message;
 use tch::{Kind, Tensor};
 
@@ -379,6 +380,6 @@ pub fn write(prefix: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     }
     let table = sstable::write_table(&index)?;
     // Data first: an index is only ever visible next to complete data.
-    nezha_train::atomic::write_file(&data_path(prefix, 0, 1), &data)?;
-    nezha_train::atomic::write_file(&index_path(prefix), &table)
+    atomic_file::write_file(&data_path(prefix, 0, 1), &data)?;
+    Ok(atomic_file::write_file(&index_path(prefix), &table)?)
 }

@@ -10,8 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::atomic_file;
 use nezha_train::model::{Activation, NezhaConfig};
-use nezha_train::{atomic, tensorfile};
+use nezha_train::tensorfile;
 use serde_json::{json, Map, Value};
 
 use super::names::Architecture;
@@ -258,13 +259,16 @@ pub fn read(
 }
 
 /// Writes `w` as a Hugging Face model directory, creating it if needed. Each
-/// file is written under a temporary name and renamed when complete.
+/// file is written under a temporary name and renamed when complete
+/// ([`nezha_stages::atomic_file`]), the weights first.
 pub fn write(dir: &Path, w: &ModelWeights) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut meta = std::collections::HashMap::new();
     // transformers refuses safetensors without this key.
     meta.insert("format".to_string(), "pt".to_string());
-    tensorfile::save(&dir.join(WEIGHTS_FILE), &w.tensors, meta)?;
+    super::ours::write_safetensors(&dir.join(WEIGHTS_FILE), &w.tensors, meta)?;
     let text = serde_json::to_string_pretty(&config_json(w))? + "\n";
-    atomic::write_file(&dir.join(CONFIG_FILE), text.as_bytes())
+    Ok(atomic_file::write_file(
+        &dir.join(CONFIG_FILE),
+        text.as_bytes(),
+    )?)
 }

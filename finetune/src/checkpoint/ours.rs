@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nezha_stages::atomic_file;
 use nezha_train::model::weights::{config_difference, CONFIG_KEY};
 use nezha_train::model::NezhaConfig;
 use nezha_train::tensorfile;
@@ -95,5 +96,17 @@ pub fn write(path: &Path, w: &ModelWeights) -> Result<()> {
     if let Some(labels) = &w.labels {
         meta.insert(LABELS_KEY.to_string(), serde_json::to_string(labels)?);
     }
-    tensorfile::save(path, &w.tensors, meta)
+    write_safetensors(path, &w.tensors, meta)
+}
+
+/// Writes a safetensors file complete or not at all
+/// ([`nezha_stages::atomic_file`]).
+pub(crate) fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, tch::Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes = tensorfile::to_bytes(tensors, metadata)
+        .with_context(|| format!("serialising {}", path.display()))?;
+    Ok(atomic_file::write_file(path, &bytes)?)
 }

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::atomic_file;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Example {
@@ -209,7 +210,7 @@ pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
         }
         out.push('\n');
     }
-    nezha_train::atomic::write_file(path, out.as_bytes())
+    Ok(atomic_file::write_file(path, out.as_bytes())?)
 }
 
 /// Reads a JSON-lines file: one object per line with the text(s) and the

@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
+use nezha_stages::atomic_file;
 
 /// Tags, one list per sentence.
 pub type TagSentences = Vec<Vec<String>>;
@@ -236,7 +237,7 @@ pub fn write_predictions(
         }
         out.push('\n');
     }
-    nezha_train::atomic::write_file(path, out.as_bytes())
+    Ok(atomic_file::write_file(path, out.as_bytes())?)
 }
 
 /// Reads a `char gold predicted` file (as [`write_predictions`] writes it
