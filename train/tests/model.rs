@@ -74,7 +74,9 @@ fn relative_index_is_clipped_shifted_distance() {
 fn table_uses_the_shifted_index_as_sinusoid_argument() {
     let t = sinusoid_table(64, 64);
     assert_eq!(t.size(), vec![129, 64]);
-    // Distance 0 is row 64: sin(64), cos(64), … (spec §1.3), not (0, 1, …).
+    // Distance 0 is row 64: sin(64), cos(64), …, not (0, 1, …): the
+    // reference's `_generate_relative_positions_embeddings` takes the
+    // shifted index as the argument (docs/notes/model.md).
     let row = to_vec(&t.get(64));
     assert!((row[0] - 64f64.sin()).abs() < 1e-7 && (row[0] - 0.920).abs() < 1e-3);
     assert!((row[1] - 64f64.cos()).abs() < 1e-7 && (row[1] - 0.392).abs() < 1e-3);

@@ -1,5 +1,10 @@
-//! Which tensors a NEZHA model has, under the reference TF names (spec §2)
-//! and Hugging Face's, with their shapes for a given config.
+//! Which tensors a NEZHA model has, under the reference TF names (the
+//! variable scopes of NEZHA-TensorFlow's `modeling.py` `BertModel`, of
+//! `run_pretraining.py`'s heads and of the fine-tuning scripts'
+//! `create_model`) and Hugging Face's (what transformers'
+//! `load_tf_weights_in_nezha` maps them to), with their shapes for a given
+//! config. `docs/notes/model.md` names both sources at fixed commits and
+//! the renaming rule.
 //!
 //! The table is built from the config rather than by rewriting names with
 //! rules, so that a checkpoint is matched against exactly the variables the

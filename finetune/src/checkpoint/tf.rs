@@ -1,4 +1,6 @@
-//! Reference TF checkpoints (spec §2) to and from [`ModelWeights`].
+//! Reference TF checkpoints (variables named as NEZHA-TensorFlow creates
+//! them; see [`super::names`] and `docs/notes/model.md`) to and from
+//! [`ModelWeights`].
 //!
 //! Reading matches the checkpoint against the exact variable list the config
 //! implies. Optimizer slots (`<var>/lamb_m|lamb_v|adam_m|adam_v`),

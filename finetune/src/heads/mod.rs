@@ -1,6 +1,8 @@
-//! The reference's fine-tuning heads (spec §5), each a single dense layer on
-//! the encoder: over the pooled [CLS] output for sentence classification,
-//! over every position for sequence labelling and reading comprehension.
+//! The reference's fine-tuning heads (`create_model` of NEZHA-TensorFlow's
+//! `run_classifier.py`, `run_classifier_ner.py` and `run_squad.py`, at the
+//! commit `docs/notes/model.md` names), each a single dense layer on the
+//! encoder: over the pooled [CLS] output for sentence classification, over
+//! every position for sequence labelling and reading comprehension.
 
 pub mod classification;
 pub mod question_answering;

@@ -1,5 +1,8 @@
-//! Multi-head self-attention with functional relative positions (spec §1.3),
-//! followed by its output projection and post-LN residual (spec §1.4).
+//! Multi-head self-attention with functional relative positions (the
+//! reference's `modeling.py` `attention_layer` with
+//! `use_relative_position`), followed by its output projection and post-LN
+//! residual (`transformer_model`'s `attention/output` scope). The formulas
+//! are in `docs/notes/model.md`.
 
 use tch::{Kind, Tensor};
 

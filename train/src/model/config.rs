@@ -75,7 +75,9 @@ impl NezhaConfig {
         }
     }
 
-    /// NEZHA-base (spec §1.1).
+    /// NEZHA-base: the reference's `nezha/bert_config.json`, with the
+    /// `max_relative_position` of 64 that `modeling.py` `attention_layer`
+    /// hard-codes (`docs/notes/model.md`).
     pub fn base() -> NezhaConfig {
         NezhaConfig {
             vocab_size: 21128,
@@ -95,7 +97,8 @@ impl NezhaConfig {
         }
     }
 
-    /// NEZHA-large (spec §1.1).
+    /// NEZHA-large: base with 1024 hidden, 24 layers, 16 heads and 4096
+    /// intermediate (`docs/notes/model.md`).
     pub fn large() -> NezhaConfig {
         NezhaConfig {
             hidden_size: 1024,

@@ -1,6 +1,8 @@
 //! `x = Dropout(LN(word_emb[input_ids] + token_type_emb[segment_ids]))`
-//! (spec §1.2). There is no absolute position embedding: positions enter only
-//! through the relative encoding inside attention.
+//! (the reference's `modeling.py` `embedding_lookup`, then
+//! `embedding_postprocessor` with `use_position_embeddings` off; see
+//! `docs/notes/model.md`). There is no absolute position embedding:
+//! positions enter only through the relative encoding inside attention.
 
 use tch::Tensor;
 

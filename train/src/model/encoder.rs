@@ -1,5 +1,7 @@
 //! The layer stack. The relative table `R` is built once per forward for the
-//! actual length and shared by every layer (spec §1.3 "Sharing").
+//! actual length and shared by every layer: the reference rebuilds the same
+//! constant in each layer's `attention_layer` (`modeling.py`; see
+//! `docs/notes/model.md`), so sharing it changes no value.
 
 use tch::Tensor;
 

@@ -1,6 +1,8 @@
-//! The pretraining heads (spec §1.5): masked-LM over the masked positions
-//! only, decoding through the tied word embeddings, and next-sentence
-//! prediction over the pooled output.
+//! The pretraining heads (the reference's `run_pretraining.py`
+//! `get_masked_lm_output` and `get_next_sentence_output`; see
+//! `docs/notes/model.md`): masked-LM over the masked positions only,
+//! decoding through the tied word embeddings, and next-sentence prediction
+//! over the pooled output.
 
 use tch::{Kind, Tensor};
 

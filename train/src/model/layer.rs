@@ -1,4 +1,5 @@
-//! One post-LN transformer layer (spec §1.4):
+//! One post-LN transformer layer (the reference's `modeling.py`
+//! `transformer_model`, one `layer_N` scope; `docs/notes/model.md`):
 //! `a = LN(dropout(Dense_H(ctx)) + x)`; `y = LN(dropout(Dense_H(gelu(Dense_I(a)))) + a)`.
 
 use tch::{Kind, Tensor};

@@ -1,5 +1,6 @@
-//! The TF reference's pretraining losses (spec §1.5) and the accuracies
-//! reported as metrics.
+//! The TF reference's pretraining losses (`run_pretraining.py`
+//! `get_masked_lm_output` and `get_next_sentence_output`; see
+//! `docs/notes/model.md`) and the accuracies reported as metrics.
 
 use tch::{Kind, Tensor};
 

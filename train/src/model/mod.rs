@@ -1,6 +1,9 @@
-//! NEZHA (arXiv 1909.00204) as its code computes it (see the spec §1): config,
-//! relative positions, the modules bottom-up, the pretraining model, losses,
-//! and weight files.
+//! NEZHA (arXiv 1909.00204) as its code computes it: config, relative
+//! positions, the modules bottom-up, the backbone (`NezhaModel`), the
+//! pretraining model, losses, and weight files. `docs/notes/model.md` names
+//! the reference (NEZHA-TensorFlow at a fixed commit, and Hugging Face's
+//! port), the function each module follows, and where the code departs from
+//! the paper or from Hugging Face.
 
 pub mod attention;
 pub mod blocks;

@@ -7,7 +7,9 @@
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-/// How a parameter is initialised (spec §1.5 "Init (TF)").
+/// How a parameter is initialised, as in the TF reference: kernels and
+/// embeddings by `modeling.py` `create_initializer`, biases zero, LayerNorm
+/// γ one and β zero (`docs/notes/model.md`).
 #[derive(Clone, Copy, Debug)]
 pub enum Init {
     /// `truncated_normal(stddev)`: normal, redrawn beyond two standard deviations.

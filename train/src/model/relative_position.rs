@@ -1,4 +1,7 @@
-//! Functional relative position encoding (spec §1.3).
+//! Functional relative position encoding: the reference's `modeling.py`
+//! `_generate_relative_positions_matrix` (the index) and
+//! `_generate_relative_positions_embeddings` (the table and `R`), at the
+//! commit `docs/notes/model.md` names.
 //!
 //! The table is indexed by the *shifted* clipped distance `clip(j − i, ±M) + M`
 //! and the sinusoid argument is that shifted index, not the signed distance of
