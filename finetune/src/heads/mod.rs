@@ -1,7 +1,7 @@
 //! The reference's fine-tuning heads (`create_model` of NEZHA-TensorFlow's
 //! `run_classifier.py`, `run_classifier_ner.py` and `run_squad.py`, at the
 //! commit `docs/notes/model.md` names), each a single dense layer on the
-//! encoder: over the pooled [CLS] output for sentence classification, over
+//! encoder: over the pooled `[CLS]` output for sentence classification, over
 //! every position for sequence labelling and reading comprehension.
 
 pub mod classification;

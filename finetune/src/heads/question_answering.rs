@@ -1,7 +1,7 @@
 //! Reading comprehension (`run_squad.py`): start and end logits from one
 //! dense layer `[2, H]` over the sequence output, no dropout.
 //!
-//! The TF reference adds `(1 − span_mask)·−10000` so that only [CLS] and
+//! The TF reference adds `(1 − span_mask)·−10000` so that only `[CLS]` and
 //! context tokens can be chosen; Hugging Face adds nothing. Both are here:
 //! the mask is optional.
 

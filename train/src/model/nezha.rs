@@ -109,7 +109,7 @@ impl NezhaModel {
         self.encoder.forward(&x, &mask_add, &rel, mode)
     }
 
-    /// The pooled [CLS] summary `[B, H]` f32 of a sequence output, or `None`
+    /// The pooled `[CLS]` summary `[B, H]` f32 of a sequence output, or `None`
     /// without a pooler.
     pub fn pool(&self, sequence_output: &Tensor, mode: Mode) -> Option<Tensor> {
         self.pooler

@@ -1,4 +1,4 @@
-//! `pooled = tanh(Dense_H(seq[:, 0]))`: the [CLS] summary the NSP and
+//! `pooled = tanh(Dense_H(seq[:, 0]))`: the `[CLS]` summary the NSP and
 //! classification heads read.
 
 use tch::{Kind, Tensor};
