@@ -97,9 +97,14 @@ pub fn parse_train(p: &Params, t: TrainToml, r: &Resolved) -> Result<TrainSectio
     cfg.vocab_file = Some(r.wordpiece.vocab.clone());
     cfg.validate()
         .map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
+    let input = input(p, &t, r)?;
+    cfg.batch_size = r.batching.map(|b| b.batch_size as u64);
+    // TFRecord input is one stream dealt to the ranks whatever their
+    // number (tfrecord_batches.rs); the live stream's depends on them.
+    cfg.global_data_order = matches!(input.source, TrainSource::TfRecords(_));
     Ok(TrainSection {
         config: cfg,
-        input: input(p, &t, r)?,
+        input,
         model: model_name,
     })
 }

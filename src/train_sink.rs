@@ -8,8 +8,6 @@
 //! world-th batch of the TFRecord files, and trains with its gradients
 //! averaged over all ranks.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use nezha_pipeline::rank_env::RankEnv;
 use nezha_pipeline::registry::{Built, NoParams, OwnedParams, OwnedSection, Registry, Settings};
@@ -254,16 +252,12 @@ fn run_rank(
             summary
         }
         TrainSource::TfRecords(files) => {
-            // Rank r takes batches r, r + world, …: global step k's batches
-            // are then records k·world·b .. (k+1)·world·b, what one process
-            // with batch world·b would take.
-            train(
-                &mut tfrecord_batches(plan, files)?
-                    .enumerate()
-                    .filter(|(i, b)| b.is_err() || i % world == rank)
-                    .map(|(_, b)| b)
-                    .take(limit),
-            )?
+            // Repeated and shuffled from the seed, the same stream on every
+            // rank; rank r takes its batches r, r + world, …
+            let (b, seq, preds) = batch_shape(plan)?;
+            let batches =
+                TfRecordBatches::for_rank(files.clone(), cfg.seed, b, seq, preds, rank, world);
+            train(&mut batches.take(limit))?
         }
     };
     if rank == 0 {
@@ -272,15 +266,15 @@ fn run_rank(
     Ok(())
 }
 
-/// Batches of the plan's shape read back from TFRecord files, in order.
-fn tfrecord_batches(plan: &Plan, files: &[PathBuf]) -> anyhow::Result<TfRecordBatches> {
+/// The plan's batch size, sequence length and predictions per sequence,
+/// for reading TFRecord files.
+fn batch_shape(plan: &Plan) -> anyhow::Result<(usize, usize, usize)> {
     let batch_size = plan
         .resolved
         .batching
         .map(|b| b.batch_size)
-        .context("training from TFRecords needs [batching] batch_size")?;
-    Ok(TfRecordBatches::new(
-        files.to_vec(),
+        .context("reading TFRecords needs [batching] batch_size")?;
+    Ok((
         batch_size,
         plan.resolved.instances.max_seq_length,
         plan.resolved.masking.max_predictions_per_seq,
@@ -298,9 +292,12 @@ fn eval_set(plan: &Plan, e: &EvalSection) -> anyhow::Result<EvalSet> {
             running.finish()?;
             batches
         }
-        EvalSource::TfRecords(files) => tfrecord_batches(plan, files)?
-            .take(e.batches)
-            .collect::<anyhow::Result<_>>()?,
+        EvalSource::TfRecords(files) => {
+            let (b, seq, preds) = batch_shape(plan)?;
+            TfRecordBatches::new(files.clone(), b, seq, preds)
+                .take(e.batches)
+                .collect::<anyhow::Result<_>>()?
+        }
     };
     if batches.is_empty() {
         anyhow::bail!(

@@ -61,6 +61,9 @@ pub struct TrainState {
     /// needs the same world size. Empty in checkpoints from before.
     #[serde(default)]
     pub rank_positions: Vec<u64>,
+    /// Sequences in each process's micro-batch, when the run knew it.
+    #[serde(default)]
+    pub batch_size: Option<u64>,
     pub files: BTreeMap<String, FileSum>,
 }
 

@@ -99,6 +99,17 @@ pub struct TrainConfig {
     /// after backward. On by default.
     #[serde(default = "yes")]
     pub overlap_all_reduce: bool,
+    /// Sequences in each process's micro-batch, when the caller knows it
+    /// (the pipeline's `[batching] batch_size`); recorded in checkpoints.
+    #[serde(default)]
+    pub batch_size: Option<u64>,
+    /// Every rank's batches are its round-robin share, micro-batch by
+    /// micro-batch, of one stream that does not depend on the number of
+    /// processes (TFRecord input): a checkpoint then resumes on another
+    /// number of processes when the global batch (processes × batch_size
+    /// × grad_accumulation) is the same.
+    #[serde(default)]
+    pub global_data_order: bool,
 }
 
 fn yes() -> bool {
@@ -152,6 +163,8 @@ impl TrainConfig {
             plot: true,
             scale_lr_by_world_size: false,
             overlap_all_reduce: true,
+            batch_size: None,
+            global_data_order: false,
         }
     }
 

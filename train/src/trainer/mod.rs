@@ -122,6 +122,7 @@ fn prepare(
         grad_accumulation: cfg.grad_accumulation,
         world_size: world_size as u64,
         rank_positions: vec![0; world_size],
+        batch_size: cfg.batch_size,
         files: Default::default(),
     };
     if !cfg.resume {
@@ -162,31 +163,32 @@ fn prepare(
             st.optimizer_config
         );
     }
-    if st.grad_accumulation != cfg.grad_accumulation
-        || st.precision != cfg.precision
-        || st.seed != cfg.seed
-    {
+    if st.precision != cfg.precision || st.seed != cfg.seed {
         bail!(
-            "{}: grad_accumulation {} precision {:?} seed {} there; an exact resume needs the same",
-            here("grad_accumulation, precision or seed"),
-            st.grad_accumulation,
+            "{}: precision {:?} seed {} there; an exact resume needs the same",
+            here("precision or seed"),
             st.precision,
             st.seed
         );
     }
-    if st.world_size != world_size as u64 {
-        bail!(
-            "{} was written by a run of {} process(es) and this run has {world_size}: each \
-             process's data position belongs to its rank, so an exact resume needs the same \
-             world size (e.g. `nezha launch --nproc-per-node {}`). To continue with {world_size}, \
-             start a new output_dir with init_checkpoint = \"{}\" (weights only: the data \
-             starts over and the optimizer moments are not carried)",
-            dir.display(),
-            st.world_size,
-            st.world_size,
-            dir.join(checkpoint::MODEL_FILE).display()
-        );
-    }
+    let same_layout =
+        st.world_size == world_size as u64 && st.grad_accumulation == cfg.grad_accumulation;
+    let relayout = if same_layout {
+        None
+    } else {
+        Some(check_relayout(st, cfg, world_size).with_context(|| {
+            format!(
+                "{} was written by a run of {} process(es) and this run has {world_size} \
+                 (grad_accumulation {} there, {} here); to start over on this layout from its \
+                 weights only, use a new output_dir with init_checkpoint = \"{}\"",
+                dir.display(),
+                st.world_size,
+                st.grad_accumulation,
+                cfg.grad_accumulation,
+                dir.join(checkpoint::MODEL_FILE).display()
+            )
+        })?)
+    };
     weights::load_tensors(&mut model, loaded.model)
         .with_context(|| format!("loading {}", dir.display()))?;
     optimizer
@@ -194,15 +196,56 @@ fn prepare(
         .load(&loaded.optimizer)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut state = loaded.state;
-    if let Some(&position) = state.rank_positions.get(rank) {
+    if let Some((old_b, new_b)) = relayout {
+        // One global stream dealt micro-batch by micro-batch: what all ranks
+        // took, in sequences, split evenly over the new ranks.
+        let taken: u64 = state.rank_positions.iter().sum::<u64>() * old_b;
+        let per_rank = taken / (world_size as u64 * new_b);
+        state.batches_consumed = per_rank;
+        state.rank_positions = vec![per_rank; world_size];
+        state.world_size = world_size as u64;
+        state.grad_accumulation = cfg.grad_accumulation;
+    } else if let Some(&position) = state.rank_positions.get(rank) {
         state.batches_consumed = position;
     }
+    state.batch_size = cfg.batch_size.or(state.batch_size);
     // The schedule may be extended on resume; everything else must match.
     state.schedule = cfg.schedule.clone();
     if let Some(s) = &mut state.loss_scaler {
         s.config = cfg.loss_scale.clone();
     }
     Ok((model, optimizer, state))
+}
+
+/// Whether a checkpoint of another process layout can continue here: the
+/// data must be one global stream and the global batch the same, so that
+/// every step trains on the same sequences as before.
+/// Returns the old and the new batch size.
+fn check_relayout(st: &TrainState, cfg: &TrainConfig, world_size: usize) -> Result<(u64, u64)> {
+    if !cfg.global_data_order {
+        bail!(
+            "the live stream's masks and batches depend on the processes and workers that \
+             make them, so it cannot continue exactly on another layout: resume with the same \
+             number of processes and grad_accumulation, or train from TFRecord files \
+             ([train] tfrecords), whose order is the same on any number of processes"
+        );
+    }
+    let (Some(old_b), Some(new_b)) = (st.batch_size, cfg.batch_size) else {
+        bail!("the checkpoint does not record its batch size, so its position cannot be moved to another layout");
+    };
+    let old = st.world_size * old_b * st.grad_accumulation as u64;
+    let new = world_size as u64 * new_b * cfg.grad_accumulation as u64;
+    if old != new {
+        bail!(
+            "the global batch differs: {} × batch {old_b} × accumulation {} = {old} sequences per \
+             step there, {world_size} × {new_b} × {} = {new} here; resuming on another number of \
+             processes needs the same global batch (change batch_size or grad_accumulation)",
+            st.world_size,
+            st.grad_accumulation,
+            cfg.grad_accumulation
+        );
+    }
+    Ok((old_b, new_b))
 }
 
 /// Trains `cfg.model` on `batches` until `cfg.schedule.total_steps` updates
