@@ -6,15 +6,14 @@
 //! Also the one place a pretraining model is loaded from a checkpoint for
 //! inference ([`load_pretraining_model`]), shared with `nezha fill-mask`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use nezha_finetune::checkpoint::{self, Architecture, Format};
-use nezha_train::model::{
-    pretraining_loss, Mode, NezhaConfig, NezhaForPreTraining, PreTrainingInputs,
-};
+use nezha_train::eval::EvalMetrics;
+use nezha_train::model::{NezhaConfig, NezhaForPreTraining};
+pub use nezha_train::trainer::parse_device;
 use serde_json::Value;
 use tch::{Device, Kind};
 
@@ -77,50 +76,6 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-/// `cpu`, `cuda` (device 0) or `cuda:N`, refused when libtorch cannot see
-/// that device.
-pub fn parse_device(s: &str) -> Result<Device> {
-    let d = s.trim();
-    let dev = match d {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => Device::Cuda(i),
-            _ => bail!("--device {d:?}: expected cpu, cuda or cuda:N"),
-        },
-    };
-    if let Device::Cuda(i) = dev {
-        let hint = if cfg!(feature = "cuda") {
-            ""
-        } else {
-            " (this build has no CUDA backend: build with `--features cuda`)"
-        };
-        if !tch::Cuda::is_available() {
-            bail!("cuda requested but libtorch has no CUDA device (--device {d}){hint}");
-        }
-        let n = tch::Cuda::device_count() as usize;
-        ensure!(
-            i < n,
-            "--device {d}: libtorch sees only {n} CUDA device(s) (cuda:0 to cuda:{})",
-            n - 1
-        );
-    }
-    Ok(dev)
-}
-
-/// The weights format of `path` when not given, as `nezha finetune` tells
-/// it: a directory with a config.json is Hugging Face's, a prefix with a
-/// `.index` beside it TF's, anything else ours.
-pub fn guess_format(path: &Path) -> Format {
-    if path.is_dir() && path.join("config.json").exists() {
-        Format::HuggingFace
-    } else if PathBuf::from(format!("{}.index", path.display())).exists() {
-        Format::Tf
-    } else {
-        Format::Nezha
-    }
-}
-
 /// A pretraining model ready for inference, and what its checkpoint said.
 pub struct LoadedModel {
     pub model: NezhaForPreTraining,
@@ -162,7 +117,7 @@ pub fn load_pretraining_model(
     config_file: Option<&Path>,
     device: Device,
 ) -> Result<LoadedModel> {
-    let format = format.unwrap_or_else(|| guess_format(path));
+    let format = format.unwrap_or_else(|| Format::guess(path));
     if format != Format::Tf && !path.exists() {
         bail!(
             "--init_checkpoint {}: no such file or directory (nor a TF checkpoint prefix: no {}.index)",
@@ -213,55 +168,8 @@ pub fn check_vocab(vocab_file: &Path, config: &NezhaConfig) -> Result<nezha_stag
     Ok(vocab)
 }
 
-/// Streaming totals, as the reference's `tf.metrics` accumulate them
-/// across eval batches.
-#[derive(Default)]
-struct Totals {
-    batches: u64,
-    loss: f64,
-    mlm_weight: f64,
-    mlm_weighted_hits: f64,
-    mlm_weighted_loss: f64,
-    nsp_count: f64,
-    nsp_hits: f64,
-    nsp_loss: f64,
-}
-
-/// The evaluation's results under the reference's keys: the four
-/// `metric_fn` metrics, Estimator's `loss` and `global_step`.
-pub struct EvalResults {
-    pub global_step: i64,
-    pub batches: u64,
-    pub metrics: BTreeMap<&'static str, f64>,
-}
-
-impl EvalResults {
-    /// `key = value` lines in sorted key order, as the reference writes
-    /// them (`for key in sorted(result.keys())`, values through `str()` of
-    /// numpy float32 / int64: shortest round-trip digits).
-    pub fn text(&self) -> String {
-        let mut lines = BTreeMap::new();
-        lines.insert("global_step", self.global_step.to_string());
-        for (k, v) in &self.metrics {
-            lines.insert(*k, format!("{:?}", *v as f32));
-        }
-        lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
-    }
-
-    pub fn json(&self) -> String {
-        let mut o = serde_json::Map::new();
-        o.insert("global_step".into(), self.global_step.into());
-        for (k, v) in &self.metrics {
-            o.insert((*k).into(), (*v).into());
-        }
-        let mut s = serde_json::to_string_pretty(&Value::Object(o)).expect("plain JSON values");
-        s.push('\n');
-        s
-    }
-}
-
 /// Runs the evaluation and returns the results without writing anything.
-pub fn evaluate(args: &EvalArgs) -> Result<EvalResults> {
+pub fn evaluate(args: &EvalArgs) -> Result<EvalMetrics> {
     ensure!(
         args.eval_batch_size > 0,
         "--eval_batch_size must be at least 1"
@@ -310,87 +218,34 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalResults> {
         args.max_seq_length,
         args.max_predictions_per_seq,
     );
-    let mut t = Totals::default();
-    for (step, batch) in batches.take(args.max_eval_steps).enumerate() {
-        let batch = batch.with_context(|| {
+    let batches = batches
+        .take(args.max_eval_steps)
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| {
             format!(
                 "reading --input_file with --max_seq_length {} and --max_predictions_per_seq {}",
                 args.max_seq_length, args.max_predictions_per_seq
             )
         })?;
-        let (first, last) = (
-            step * args.eval_batch_size,
-            (step + 1) * args.eval_batch_size - 1,
-        );
-        let inputs = PreTrainingInputs::from_batch(&batch, cfg.vocab_size, cfg.type_vocab_size, device)
-            .with_context(|| {
-                format!("eval batch {step} (records {first} to {last} in input order) does not fit the model")
-            })?;
-        tch::no_grad(|| accumulate(model, &inputs, &mut t));
-    }
     ensure!(
-        t.batches > 0,
+        !batches.is_empty(),
         "--input_file {} holds fewer than --eval_batch_size {} records: nothing to evaluate \
          (the last partial batch is dropped, as the reference's drop_remainder does)",
         args.input_file.join(","),
         args.eval_batch_size
     );
-    // tf.metrics.accuracy / mean return 0 when their total weight is 0.
-    let div = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
-    let metrics = BTreeMap::from([
-        ("loss", t.loss / t.batches as f64),
-        ("masked_lm_accuracy", div(t.mlm_weighted_hits, t.mlm_weight)),
-        ("masked_lm_loss", div(t.mlm_weighted_loss, t.mlm_weight)),
-        ("next_sentence_accuracy", div(t.nsp_hits, t.nsp_count)),
-        ("next_sentence_loss", div(t.nsp_loss, t.nsp_count)),
-    ]);
-    Ok(EvalResults {
-        global_step: loaded.global_step.unwrap_or(0),
-        batches: t.batches,
-        metrics,
-    })
-}
-
-/// One batch's contribution: run_pretraining.py `metric_fn` on the
-/// per-prediction losses of `get_masked_lm_output` and the per-sequence
-/// losses of `get_next_sentence_output`, plus the batch's total loss for
-/// Estimator's `loss` metric.
-fn accumulate(model: &NezhaForPreTraining, inputs: &PreTrainingInputs, t: &mut Totals) {
-    let out = model.forward(inputs, Mode::eval());
-    let total = pretraining_loss(&out, inputs).total;
-
-    let ids = inputs.masked_lm_ids.reshape([-1]);
-    let w = inputs.masked_lm_weights.reshape([-1]).to_kind(Kind::Double);
-    let logp = out.mlm_logits.log_softmax(-1, Kind::Float);
-    let nll = -logp.gather(1, &ids.unsqueeze(1), false).squeeze_dim(1);
-    let hit = logp.argmax(-1, false).eq_tensor(&ids).to_kind(Kind::Double);
-
-    let labels = inputs.next_sentence_labels.reshape([-1]);
-    let nsp_logp = out.nsp_logits.log_softmax(-1, Kind::Float);
-    let nsp_nll = -nsp_logp
-        .gather(1, &labels.unsqueeze(1), false)
-        .squeeze_dim(1);
-    let nsp_hit = nsp_logp.argmax(-1, false).eq_tensor(&labels);
-
-    let sum = |x: &tch::Tensor| x.sum(Kind::Double).double_value(&[]);
-    t.batches += 1;
-    t.loss += total.double_value(&[]);
-    t.mlm_weight += sum(&w);
-    t.mlm_weighted_hits += sum(&(&w * hit));
-    t.mlm_weighted_loss += sum(&(&w * nll.to_kind(Kind::Double)));
-    t.nsp_count += labels.size()[0] as f64;
-    t.nsp_hits += sum(&nsp_hit);
-    t.nsp_loss += sum(&nsp_nll);
+    let step = loaded.global_step.unwrap_or(0).max(0) as u64;
+    nezha_train::eval::evaluate(model, &batches, Kind::Float, step)
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let results = evaluate(args)?;
     let dir = &args.output_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let text = results.text();
+    let text = results.to_results_txt();
     for (name, body) in [
         ("eval_results.txt", text.as_str()),
-        ("eval_results.json", results.json().as_str()),
+        ("eval_results.json", results.to_results_json().as_str()),
     ] {
         let path = dir.join(name);
         nezha_stages::atomic_file::write_file(&path, body.as_bytes())

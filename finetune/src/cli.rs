@@ -343,19 +343,6 @@ pub fn from_task_file(path: &Path) -> Result<FinetuneCommand> {
     Ok(FinetuneCommand::from_arg_matches(&matches)?)
 }
 
-/// The weights format of `path` when not given: a directory with a
-/// config.json is Hugging Face's, a prefix with a `.index` beside it TF's,
-/// anything else ours.
-fn guess_format(path: &Path) -> Format {
-    if path.is_dir() && path.join("config.json").exists() {
-        Format::HuggingFace
-    } else if PathBuf::from(format!("{}.index", path.display())).exists() {
-        Format::Tf
-    } else {
-        Format::Nezha
-    }
-}
-
 fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
     let given = c
         .bert_config_file
@@ -365,7 +352,7 @@ fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
     tch::manual_seed(c.train.seed as i64);
     match &c.init_checkpoint {
         Some(path) => {
-            let format = c.init_format.unwrap_or_else(|| guess_format(path));
+            let format = c.init_format.unwrap_or_else(|| Format::guess(path));
             let (w, _) = checkpoint::read(path, format, given.as_ref(), None)
                 .with_context(|| format!("reading {}", path.display()))?;
             let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;

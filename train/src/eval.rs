@@ -6,7 +6,7 @@
 //! next-sentence prediction, and the estimator's `loss`, the mean over
 //! batches of each batch's total loss.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nezha_stages::Batch;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -30,22 +30,40 @@ pub struct EvalMetrics {
 }
 
 impl EvalMetrics {
-    /// `key = value` lines in key order, as the reference writes
-    /// `eval_results.txt` (`for key in sorted(result.keys())`).
+    /// The reference's five metrics by name, in key order.
+    fn metrics(&self) -> [(&'static str, f64); 5] {
+        [
+            ("loss", self.loss),
+            ("masked_lm_accuracy", self.masked_lm_accuracy),
+            ("masked_lm_loss", self.masked_lm_loss),
+            ("next_sentence_accuracy", self.next_sentence_accuracy),
+            ("next_sentence_loss", self.next_sentence_loss),
+        ]
+    }
+
+    /// `eval_results.txt` as the reference writes it: `key = value` lines
+    /// in key order (`for key in sorted(result.keys())`), the metrics as
+    /// `str()` of numpy float32 prints them (shortest round-trip digits).
     pub fn to_results_txt(&self) -> String {
-        let mut lines = [
-            ("global_step", self.global_step.to_string()),
-            ("loss", self.loss.to_string()),
-            ("masked_lm_accuracy", self.masked_lm_accuracy.to_string()),
-            ("masked_lm_loss", self.masked_lm_loss.to_string()),
-            (
-                "next_sentence_accuracy",
-                self.next_sentence_accuracy.to_string(),
-            ),
-            ("next_sentence_loss", self.next_sentence_loss.to_string()),
-        ];
-        lines.sort();
-        lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+        let mut text = format!("global_step = {}\n", self.global_step);
+        for (k, v) in self.metrics() {
+            text.push_str(&format!("{k} = {:?}\n", v as f32));
+        }
+        text
+    }
+
+    /// The same as JSON (`eval_results.json`), the metrics at full
+    /// precision.
+    pub fn to_results_json(&self) -> String {
+        let mut o = serde_json::Map::new();
+        o.insert("global_step".into(), self.global_step.into());
+        for (k, v) in self.metrics() {
+            o.insert(k.into(), v.into());
+        }
+        let mut s =
+            serde_json::to_string_pretty(&serde_json::Value::Object(o)).expect("plain JSON values");
+        s.push('\n');
+        s
     }
 }
 
@@ -80,13 +98,20 @@ pub fn evaluate(
     let c = &model.config;
     let mut s = Sums::default();
     tch::no_grad(|| -> Result<()> {
-        for batch in batches {
+        for (i, batch) in batches.iter().enumerate() {
             let inputs = PreTrainingInputs::from_batch(
                 batch,
                 c.vocab_size,
                 c.type_vocab_size,
                 model.device(),
-            )?;
+            )
+            .with_context(|| {
+                format!(
+                    "eval batch {i} (sequences {} to {} in input order) does not fit the model",
+                    i * batch.size,
+                    (i + 1) * batch.size - 1
+                )
+            })?;
             let out = model.forward(&inputs, mode);
             let ids = inputs.masked_lm_ids.reshape([-1]);
             let w = inputs.masked_lm_weights.reshape([-1]);

@@ -25,17 +25,6 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-/// Transitional: this crate's atomic writer is now
-/// [`nezha_stages::atomic_file`], which the callers in `finetune/` and `src/`
-/// are to use directly; `write_file` here returns anyhow's error so that they
-/// compile unchanged until then.
-pub mod atomic {
-    pub use nezha_stages::atomic_file::*;
-
-    pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-        Ok(nezha_stages::atomic_file::write_file(path, bytes)?)
-    }
-}
 pub mod eval;
 pub mod model;
 pub mod optim;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor};
 
-use crate::atomic;
+use nezha_stages::atomic_file;
 
 fn dtype_of(kind: Kind) -> Result<Dtype> {
     Ok(match kind {
@@ -65,7 +65,7 @@ pub fn save(
 ) -> Result<()> {
     let bytes =
         to_bytes(tensors, metadata).with_context(|| format!("serialising {}", path.display()))?;
-    atomic::write_file(path, &bytes)
+    Ok(atomic_file::write_file(path, &bytes)?)
 }
 
 /// A loaded file: tensors in file order, and its metadata.

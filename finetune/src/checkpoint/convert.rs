@@ -23,6 +23,21 @@ pub enum Format {
     Nezha,
 }
 
+impl Format {
+    /// The format of `path` when not given: a directory with a config.json
+    /// is Hugging Face's, a prefix with a `.index` beside it TF's, anything
+    /// else ours.
+    pub fn guess(path: &std::path::Path) -> Format {
+        if path.is_dir() && path.join("config.json").exists() {
+            Format::HuggingFace
+        } else if std::path::PathBuf::from(format!("{}.index", path.display())).exists() {
+            Format::Tf
+        } else {
+            Format::Nezha
+        }
+    }
+}
+
 impl FromStr for Format {
     type Err = anyhow::Error;
 

@@ -116,6 +116,38 @@ fn yes() -> bool {
     true
 }
 
+/// `cpu`, `cuda` (device 0) or `cuda:N`, refused when libtorch cannot see
+/// that device.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let d = name.trim();
+    let dev = match d {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => Device::Cuda(i),
+            _ => bail!("device {d:?}: expected cpu, cuda or cuda:N"),
+        },
+    };
+    if let Device::Cuda(i) = dev {
+        let hint = if cfg!(feature = "cuda") {
+            ""
+        } else {
+            " (this build has no CUDA backend: build with `--features cuda`)"
+        };
+        let n = tch::Cuda::device_count() as usize;
+        if n == 0 {
+            bail!("cuda requested but libtorch has no CUDA device (device {d}){hint}");
+        }
+        if i >= n {
+            bail!(
+                "device {d} requested but libtorch sees {n} CUDA device(s) (cuda:0 to cuda:{})",
+                n - 1
+            );
+        }
+    }
+    Ok(dev)
+}
+
 impl TrainConfig {
     /// Peak learning rate by default: the pipeline's `[train]` default (the
     /// Ascend recipe's, and the NEZHA paper's for NEZHA-large); the TF
@@ -169,27 +201,7 @@ impl TrainConfig {
     }
 
     pub fn parse_device(&self) -> Result<Device> {
-        let d = self.device.trim();
-        let dev = match d {
-            "cpu" => Device::Cpu,
-            "cuda" => Device::Cuda(0),
-            _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(i)) => Device::Cuda(i),
-                _ => bail!("device {d:?}: expected cpu, cuda or cuda:N"),
-            },
-        };
-        if let Device::Cuda(i) = dev {
-            let n = tch::Cuda::device_count() as usize;
-            if i >= n {
-                let hint = if cfg!(feature = "cuda") {
-                    ""
-                } else {
-                    " (this build has no CUDA backend: build with `--features cuda`)"
-                };
-                bail!("device {d} requested but libtorch sees {n} CUDA device(s){hint}");
-            }
-        }
-        Ok(dev)
+        parse_device(&self.device)
     }
 
     pub fn validate(&self) -> Result<()> {

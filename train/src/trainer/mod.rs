@@ -38,7 +38,7 @@ use crate::eval::{evaluate, EvalMetrics};
 use crate::model::{weights, Mode, NezhaForPreTraining};
 use crate::optim::Optimizer;
 pub use checkpoint::TrainState;
-pub use config::{LossScaleConfig, Precision, TrainConfig};
+pub use config::{parse_device, LossScaleConfig, Precision, TrainConfig};
 use loss_scale::LossScaler;
 pub use metrics::StepMetrics;
 use parallel::Collectives;
