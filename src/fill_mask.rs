@@ -10,29 +10,20 @@ use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use nezha_finetune::checkpoint::Format;
 use nezha_stages::wordpiece::WordPiece;
 use nezha_train::model::{Mode, NezhaForPreTraining, PreTrainingInputs};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
-use crate::eval::{check_vocab, load_pretraining_model, parse_device};
+use crate::pretrained::{check_vocab, CheckpointArgs};
 
 /// The mask token as written in a text.
 pub const MASK: &str = "[MASK]";
 
 #[derive(Args, Debug, Clone)]
 pub struct FillMaskArgs {
-    /// The weights: our safetensors file or checkpoint directory, a Hugging
-    /// Face directory, or a TF checkpoint prefix (as `nezha eval`).
-    #[arg(long = "init_checkpoint", visible_alias = "init-checkpoint")]
-    pub init_checkpoint: PathBuf,
-    /// tf, hf or nezha.
-    #[arg(long = "init_format", visible_alias = "init-format")]
-    pub init_format: Option<Format>,
-    /// The model config, for a checkpoint that carries none.
-    #[arg(long = "bert_config_file", visible_alias = "bert-config-file")]
-    pub bert_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
     /// The vocabulary. Default: vocab.txt in the checkpoint's directory.
     #[arg(long = "vocab_file", visible_alias = "vocab-file")]
     pub vocab_file: Option<PathBuf>,
@@ -45,9 +36,6 @@ pub struct FillMaskArgs {
     /// One JSON line per text: {"text", "masks": [[{"token_str", "score"}…]…]}.
     #[arg(long)]
     pub json: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     /// Texts with one or more `[MASK]`; one per line on stdin when none.
     pub texts: Vec<String>,
 }
@@ -80,19 +68,14 @@ fn vocab_beside(checkpoint: &Path) -> Option<PathBuf> {
 
 impl MaskFiller {
     pub fn load(args: &FillMaskArgs) -> Result<MaskFiller> {
-        let device = parse_device(&args.device)?;
-        let loaded = load_pretraining_model(
-            &args.init_checkpoint,
-            args.init_format,
-            args.bert_config_file.as_deref(),
-            device,
-        )?;
+        let loaded = args.checkpoint.load()?;
+        let device = loaded.model.device();
         let vocab_file = match &args.vocab_file {
             Some(v) => v.clone(),
-            None => vocab_beside(&args.init_checkpoint).with_context(|| {
+            None => vocab_beside(&args.checkpoint.init_checkpoint).with_context(|| {
                 format!(
                     "no vocab.txt beside --init_checkpoint {}: give --vocab_file",
-                    args.init_checkpoint.display()
+                    args.checkpoint.init_checkpoint.display()
                 )
             })?,
         };

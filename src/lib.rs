@@ -8,6 +8,7 @@ pub mod convert;
 pub mod eval;
 pub mod eval_section;
 pub mod fill_mask;
+pub mod pretrained;
 pub mod rank_join;
 pub mod tfrecord_batches;
 pub mod train_section;

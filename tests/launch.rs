@@ -11,19 +11,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, root, MODEL_NO_DROPOUT};
 use nezha_train::trainer::checkpoint;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A model small enough that a step takes milliseconds.
 const MODEL: &str = r#"{
@@ -198,16 +189,6 @@ fn two_nodes_of_one_process_each_train_together() {
     let (_, newest) = checkpoint::list(&dir.join("nodes")).unwrap().pop().unwrap();
     assert_eq!(checkpoint::load(&newest).unwrap().state.world_size, 2);
 }
-
-/// A model small enough that a step takes milliseconds, without dropout
-/// (a batch of 2b and two of b cannot draw the same masks).
-const MODEL_NO_DROPOUT: &str = r#"{
-  "vocab_size": 21128, "hidden_size": 32, "num_hidden_layers": 1,
-  "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
-  "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-  "max_position_embeddings": 512, "type_vocab_size": 2,
-  "initializer_range": 0.02, "max_relative_position": 64
-}"#;
 
 /// The whole path through the CLI on a fixed stream: TFRecords with one
 /// prediction per sequence (so every sequence weighs the same in the MLM

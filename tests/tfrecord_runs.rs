@@ -8,25 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{chapters, root};
+use common::{chapters, free_port, root, MODEL_NO_DROPOUT};
 use nezha_stages::tfrecord::open_records;
 use nezha_train::trainer::metrics;
-
-const MODEL_NO_DROPOUT: &str = r#"{
-  "vocab_size": 21128, "hidden_size": 32, "num_hidden_layers": 1,
-  "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
-  "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-  "max_position_embeddings": 512, "type_vocab_size": 2,
-  "initializer_range": 0.02, "max_relative_position": 64
-}"#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ok(out: Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

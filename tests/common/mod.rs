@@ -26,3 +26,24 @@ pub fn nezha(args: &[&str], cwd: &Path) -> Output {
         .output()
         .unwrap()
 }
+
+/// A port on the loopback interface nobody listens on now.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A model small enough that a step takes milliseconds, without dropout
+/// (runs that split batches differently then compute the same thing).
+#[allow(dead_code)]
+pub const MODEL_NO_DROPOUT: &str = r#"{
+  "vocab_size": 21128, "hidden_size": 32, "num_hidden_layers": 1,
+  "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+  "max_position_embeddings": 512, "type_vocab_size": 2,
+  "initializer_range": 0.02, "max_relative_position": 64
+}"#;
