@@ -112,29 +112,19 @@ pub fn evaluate(
                     (i + 1) * batch.size - 1
                 )
             })?;
-            let out = model.forward(&inputs, mode);
-            let ids = inputs.masked_lm_ids.reshape([-1]);
-            let w = inputs.masked_lm_weights.reshape([-1]);
-            let nll = -out
-                .mlm_logits
-                .log_softmax(-1, Kind::Float)
-                .gather(1, &ids.unsqueeze(1), false)
-                .squeeze_dim(1);
-            let hit = out.mlm_logits.argmax(-1, false).eq_tensor(&ids);
-            s.mlm_weight += scalar(&w.sum(Kind::Double));
-            s.mlm_hits += scalar(&(hit.to_kind(Kind::Double) * &w).sum(Kind::Double));
-            s.mlm_nll += scalar(&(nll.to_kind(Kind::Double) * &w).sum(Kind::Double));
-            let labels = inputs.next_sentence_labels.reshape([-1]);
-            let nsp_nll = -out
-                .nsp_logits
-                .log_softmax(-1, Kind::Float)
-                .gather(1, &labels.unsqueeze(1), false)
-                .squeeze_dim(1);
-            let nsp_hit = out.nsp_logits.argmax(-1, false).eq_tensor(&labels);
-            s.sequences += batch.size as f64;
-            s.nsp_hits += scalar(&nsp_hit.to_kind(Kind::Double).sum(Kind::Double));
-            s.nsp_nll += scalar(&nsp_nll.to_kind(Kind::Double).sum(Kind::Double));
-            s.batch_loss += scalar(&pretraining_loss(&out, &inputs).total);
+            // The training loss's parts are the batch's means; the metrics
+            // weigh them back into sums over all batches.
+            let loss = pretraining_loss(&model.forward(&inputs, mode), &inputs);
+            let w = scalar(&inputs.masked_lm_weights.sum(Kind::Double));
+            let n = batch.size as f64;
+            s.mlm_weight += w;
+            s.mlm_hits += scalar(&loss.mlm_accuracy) * w;
+            // loss.rs divides by Σw + 1e-5, as the reference's loss does.
+            s.mlm_nll += scalar(&loss.mlm) * (w + 1e-5);
+            s.sequences += n;
+            s.nsp_hits += scalar(&loss.nsp_accuracy) * n;
+            s.nsp_nll += scalar(&loss.nsp) * n;
+            s.batch_loss += scalar(&loss.total);
             s.batches += 1;
         }
         Ok(())
