@@ -258,21 +258,14 @@ impl fmt::Display for Plan {
 
 /// Every section of the file must be one the pipeline or its sink reads.
 fn check_sections(doc: &SpecDocument, registry: &Registry) -> Result<()> {
-    let mut known: Vec<&str> = vec![
-        "ingest",
-        "dedup",
-        "clean",
-        "sentences",
-        "wordpiece",
-        "instances",
-        "masking",
-        "batching",
-        "sink",
-    ];
-    let owned = registry.sink.all_sections();
-    known.extend(owned.iter().copied());
+    // The sections some kind reads keys from, the sinks' own included.
+    let known: Vec<String> = registry
+        .accepted_keys()
+        .into_keys()
+        .filter(|s| s != "top level")
+        .collect();
     for (name, span) in doc.section_names() {
-        if !known.contains(&name) {
+        if !known.iter().any(|k| k == name) {
             return Err(doc.error(
                 span,
                 format!("unknown section [{name}]; known: {}", known.join(", ")),
