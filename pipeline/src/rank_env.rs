@@ -30,23 +30,8 @@ impl RankEnv {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<RankEnv>> {
-        let num = |key: &str| -> Result<Option<usize>> {
-            match get(key) {
-                None => Ok(None),
-                Some(v) => v.trim().parse::<usize>().map(Some).map_err(|_| {
-                    anyhow!("environment variable {key}={v:?} is not a non-negative integer")
-                }),
-            }
-        };
-        // torchrun's name, or the seed's; both given, they must agree.
-        let either = |torchrun: &str, seed: &str| -> Result<Option<usize>> {
-            match (num(torchrun)?, num(seed)?) {
-                (Some(a), Some(b)) if a != b => {
-                    bail!("{torchrun}={a} and {seed}={b} disagree; set one of them")
-                }
-                (a, b) => Ok(a.or(b)),
-            }
-        };
+        let num = |key: &str| number(&get, key);
+        let either = |torchrun: &str, seed: &str| either(&get, torchrun, seed);
         let world_size = either("WORLD_SIZE", "RANK_SIZE")?;
         let rank = either("RANK", "RANK_ID")?;
         let world_size = match (world_size, rank) {
@@ -89,17 +74,37 @@ impl RankEnv {
     /// The device a single process was told to use (`DEVICE_ID`, as the
     /// seed's one-device script sets it, or `LOCAL_RANK`), if any.
     pub fn single_device() -> Result<Option<usize>> {
-        let get = |k: &str| std::env::var(k).ok();
-        match get("LOCAL_RANK").or_else(|| get("DEVICE_ID")) {
-            None => Ok(None),
-            Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                anyhow!("environment variable DEVICE_ID/LOCAL_RANK={v:?} is not a device number")
-            }),
-        }
+        either(&|k: &str| std::env::var(k).ok(), "LOCAL_RANK", "DEVICE_ID")
     }
 
     pub fn who(&self) -> String {
         format!("rank {}/{}", self.rank, self.world_size)
+    }
+}
+
+/// A non-negative integer variable, if set.
+fn number(get: &dyn Fn(&str) -> Option<String>, key: &str) -> Result<Option<usize>> {
+    match get(key) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse::<usize>().map(Some).map_err(|_| {
+                anyhow!("environment variable {key}={v:?} is not a non-negative integer")
+            })
+        }
+    }
+}
+
+/// torchrun's name, or the seed's; both given, they must agree.
+fn either(
+    get: &dyn Fn(&str) -> Option<String>,
+    torchrun: &str,
+    seed: &str,
+) -> Result<Option<usize>> {
+    match (number(get, torchrun)?, number(get, seed)?) {
+        (Some(a), Some(b)) if a != b => {
+            bail!("{torchrun}={a} and {seed}={b} disagree; set one of them")
+        }
+        (a, b) => Ok(a.or(b)),
     }
 }
 

@@ -193,10 +193,6 @@ impl Resolved {
     pub fn vocab(&self) -> &Arc<Vocab> {
         &self.wordpiece.loaded
     }
-
-    pub fn reading(&self) -> Reading {
-        self.generation.reading()
-    }
 }
 
 /// What `nezha run` was asked besides the file.
