@@ -10,6 +10,7 @@ pub mod eval_section;
 pub mod fill_mask;
 pub mod pretrained;
 pub mod rank_join;
+pub mod stream_size;
 pub mod tfrecord_batches;
 pub mod train_section;
 pub mod train_sink;

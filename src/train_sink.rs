@@ -24,6 +24,7 @@ use nezha_train::trainer::{
 
 use crate::eval_section::{parse_eval, EvalSection, EvalSource, EvalToml};
 use crate::rank_join::{join, Joined};
+use crate::stream_size::check_stream_holds;
 use crate::tfrecord_batches::TfRecordBatches;
 use crate::train_section::{parse_train, TrainInput, TrainSection, TrainSource, TrainToml};
 
@@ -241,6 +242,14 @@ fn run_rank(
                 index: rank,
                 count: world,
             };
+            let per_step = cfg.grad_accumulation as u64;
+            check_stream_holds(
+                plan,
+                shard,
+                &cfg.output_dir,
+                cfg.schedule.total_steps,
+                per_step,
+            )?;
             let mut running = start_shard::<Batch>(plan, shard)?;
             let result = train(&mut running.items.by_ref().map(Ok).take(limit));
             // The trainer may stop before the stream ends: ask the workers to

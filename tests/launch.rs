@@ -307,6 +307,11 @@ const LONG_RUN: &[(&str, &str)] = &[
     ("max_seq_length = 128", "max_seq_length = 32"),
     ("batch_size = 32", "batch_size = 4"),
     ("save_every = 100", "save_every = 5"),
+    // Enough passes over the corpus that the stream holds every step.
+    (
+        "masked_lm_prob = 0.15",
+        "masked_lm_prob = 0.15\nepochs = 100",
+    ),
 ];
 
 /// Starts a long run of two ranks, kills rank `victim` once two checkpoints

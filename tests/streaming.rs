@@ -14,6 +14,11 @@ fn root() -> PathBuf {
 }
 
 fn plan(dir: &Path, input: &str, workers: usize, extra: &str) -> Plan {
+    plan_masking(dir, input, workers, extra, "")
+}
+
+/// [`plan`] with `masking` added to `[masking]`.
+fn plan_masking(dir: &Path, input: &str, workers: usize, extra: &str, masking: &str) -> Plan {
     let toml = format!(
         r#"seed = 7
 workers = {workers}
@@ -29,6 +34,7 @@ dupe_factor = 2
 {extra}
 [masking]
 max_predictions_per_seq = 10
+{masking}
 [batching]
 batch_size = 16
 [sink]
@@ -80,6 +86,31 @@ fn batches_are_checked_counted_and_deterministic_per_worker_count() {
     let one = all_batches(&plan(dir.path(), &input, 1, ""));
     let two = all_batches(&plan(dir.path(), &input, 2, ""));
     assert_ne!(one, two, "worker count is part of the stream's identity");
+}
+
+/// `[masking] epochs` on static masking: the stream is the one-pass stream
+/// until the first pass ends, then the corpus again, cut and masked anew.
+#[test]
+fn static_masking_epochs_read_the_corpus_again_cut_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 6);
+    let extra = "shuffle_buffer = 64";
+    let once = all_batches(&plan(dir.path(), &input, 1, extra));
+    let twice = all_batches(&plan_masking(dir.path(), &input, 1, extra, "epochs = 2"));
+    let n = once.len();
+    assert!(n > 10, "{n} batches");
+    assert!(
+        // A pass cut anew makes about as many instances, not exactly as many.
+        (2 * n * 95 / 100..=2 * n * 105 / 100).contains(&twice.len()),
+        "{} batches over two epochs, {n} over one",
+        twice.len()
+    );
+    // Until the shuffle buffer (64 instances = 4 batches) reaches the end
+    // of the first pass, both runs are the same stream.
+    assert_eq!(twice[..n - 5], once[..n - 5]);
+    let second = &twice[n + 5..];
+    let same = second.iter().zip(&once).filter(|(a, b)| a == b).count();
+    assert_eq!(same, 0, "the second pass repeats batches of the first");
 }
 
 #[test]

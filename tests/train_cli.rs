@@ -133,6 +133,42 @@ fn a_stopped_run_resumes_exactly_from_the_stream() {
     );
 }
 
+/// A stream that cannot feed `[train] steps` is refused before training,
+/// with the steps it holds and the epochs that would do; nothing written.
+#[test]
+fn a_stream_shorter_than_the_run_is_refused_up_front() {
+    let r = Run::new();
+    let p = r.pipeline("short", 32, "");
+    let toml = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, toml.replace("steps = 6\n", "steps = 100000\n")).unwrap();
+    let out = nezha(&["run", p.to_str().unwrap()], r.path());
+    fails(
+        &out,
+        &["[train] steps = 100000", "the stream holds", "epochs ="],
+    );
+    assert!(
+        !r.path().join("short").exists(),
+        "a refused run wrote output"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let epochs: u64 = stderr
+        .split("set [masking] epochs = ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no epochs suggested: {stderr}"));
+    assert!(epochs > 1, "{stderr}");
+    // With the suggested epochs the run starts (and stops after a step).
+    let toml = std::fs::read_to_string(&p).unwrap().replace(
+        "max_predictions_per_seq = 5",
+        &format!("max_predictions_per_seq = 5\nepochs = {epochs}"),
+    );
+    let toml = toml.replace("steps = 100000", "steps = 100000\nstop_after = 1");
+    std::fs::write(&p, toml).unwrap();
+    let stdout = ok(&nezha(&["run", p.to_str().unwrap()], r.path()));
+    assert!(stdout.contains("trained to step 1"), "{stdout}");
+}
+
 #[test]
 fn trains_from_tfrecord_files_and_refuses_bad_ones() {
     let r = Run::new();

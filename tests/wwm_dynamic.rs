@@ -285,8 +285,16 @@ fn bad_masking_settings_are_refused_with_file_line_and_key() {
         err.contains("[masking] user_dict") && err.contains("missing.txt"),
         "{err}"
     );
-    let err = plan("epochs = 2", "");
-    assert!(err.contains("[masking] epochs"), "{err}");
+    let err = plan("epochs = 2", "kind = \"reference\"");
+    assert!(
+        err.contains("[masking] epochs") && err.contains("reads the corpus once"),
+        "{err}"
+    );
+    assert_eq!(
+        plan("epochs = 2", ""),
+        "",
+        "static streaming masking repeats too"
+    );
     let err = plan("kind = \"dynamic\"\nepochs = 0", "");
     assert!(err.contains("[masking] epochs"), "{err}");
     let err = plan("kind = \"dynamic\"", "kind = \"reference\"");

@@ -55,7 +55,7 @@ pub fn instances(r: &Resolved) -> Result<Factory<TokenizedDocument, Instance>> {
                 ))
             }))
         }
-        Generation::Streaming => {
+        Generation::Streaming { .. } => {
             let params = StreamingParams {
                 reservoir_docs: s.reservoir_documents,
                 shuffle_buffer: s.shuffle_buffer,
@@ -104,7 +104,7 @@ pub fn instances(r: &Resolved) -> Result<Factory<TokenizedDocument, Instance>> {
 /// Static masking behind the streaming generator: one mask per instance.
 /// The reference and dynamic masking mask inside their generators.
 pub fn masking(r: &Resolved) -> Result<Option<Factory<Instance, Instance>>> {
-    if r.generation != Generation::Streaming {
+    if !matches!(r.generation, Generation::Streaming { .. }) {
         return Ok(None);
     }
     let params = r.masking.params();

@@ -21,5 +21,5 @@ pub mod spec;
 
 pub use plan::Plan;
 pub use resolve::{Resolved, RunOptions};
-pub use run::{start, start_held_out, start_shard, Running, Shard, Tail};
+pub use run::{start, start_held_out, start_pass, start_shard, Running, Shard, Tail};
 pub use spec::Spec;

@@ -209,7 +209,7 @@ impl Plan {
         }
         let (instances_kind, masking_kind) = match r.generation {
             Generation::Reference => ("reference", "static"),
-            Generation::Streaming => ("streaming", "static"),
+            Generation::Streaming { .. } => ("streaming", "static"),
             Generation::Dynamic { .. } => ("streaming", "dynamic"),
         };
         let mut instances = Settings::new()
@@ -230,8 +230,8 @@ impl Plan {
         if r.masking.whole_word == Some(WholeWord::Jieba) {
             masking = masking.set("hmm", r.masking.hmm);
         }
-        if let Generation::Dynamic { epochs } = r.generation {
-            masking = masking.set("epochs", epochs);
+        if r.generation != Generation::Reference {
+            masking = masking.set("epochs", r.generation.epochs());
         }
         put("masking", Some(masking_kind), &masking);
         if let (Some(b), Some(_)) = (&r.batching, &self.batching) {

@@ -32,8 +32,10 @@ pub enum Generation {
     /// reference draws both from one random stream).
     Reference,
     /// `kind = "streaming"` with static masking: a masking operator behind
-    /// the generator masks each instance once.
-    Streaming,
+    /// the generator masks each instance once. Each of `epochs` passes cuts
+    /// the corpus again, with the generator's and the masker's random
+    /// streams carried on from the pass before, so every pass differs.
+    Streaming { epochs: usize },
     /// `kind = "streaming"` with `[masking] kind = "dynamic"`: the generator
     /// masks each instance as it leaves, anew each of `epochs` passes, and
     /// the stream is the same for any number of workers.
@@ -48,10 +50,28 @@ impl Generation {
                 gather: true,
                 passes: epochs,
             },
-            _ => Reading {
+            Generation::Streaming { epochs } => Reading {
+                gather: false,
+                passes: epochs,
+            },
+            Generation::Reference => Reading {
                 gather: false,
                 passes: 1,
             },
+        }
+    }
+
+    /// Passes over the corpus.
+    pub fn epochs(self) -> usize {
+        self.reading().passes
+    }
+
+    /// The same instances, the corpus read once.
+    pub fn one_epoch(self) -> Generation {
+        match self {
+            Generation::Reference => Generation::Reference,
+            Generation::Streaming { .. } => Generation::Streaming { epochs: 1 },
+            Generation::Dynamic { .. } => Generation::Dynamic { epochs: 1 },
         }
     }
 }
@@ -64,7 +84,7 @@ pub struct Reading {
     /// (`nezha_stages::gather`), for a generator that splits the work
     /// itself, as dynamic masking does.
     pub gather: bool,
-    /// How many times the corpus is read: the epochs of dynamic masking.
+    /// How many times the corpus is read: `[masking] epochs`.
     pub passes: usize,
 }
 
@@ -368,11 +388,18 @@ fn generation(ip: &Params, i: &InstancesToml, mp: &Params, m: &MaskingToml) -> R
             ))
         }
     };
-    if !dynamic {
-        if let Some(e) = &m.epochs {
-            return Err(mp.invalid(e, "epochs", "only kind = \"dynamic\" masks each epoch anew"));
+    let epochs = match &m.epochs {
+        Some(e) if reference => {
+            return Err(mp.invalid(
+                e,
+                "epochs",
+                "[instances] kind = \"reference\" reads the corpus once, as the reference \
+                 does; repeat it with `dupe_factor`, or use kind = \"streaming\"",
+            ))
         }
-    }
+        Some(e) => check_at_least(mp, e, "epochs", 1)?,
+        None => 1,
+    };
     Ok(match (reference, dynamic) {
         (true, true) => {
             return Err(ip.error(
@@ -383,13 +410,8 @@ fn generation(ip: &Params, i: &InstancesToml, mp: &Params, m: &MaskingToml) -> R
             ))
         }
         (true, false) => Generation::Reference,
-        (false, false) => Generation::Streaming,
-        (false, true) => Generation::Dynamic {
-            epochs: match &m.epochs {
-                Some(e) => check_at_least(mp, e, "epochs", 1)?,
-                None => 1,
-            },
-        },
+        (false, false) => Generation::Streaming { epochs },
+        (false, true) => Generation::Dynamic { epochs },
     })
 }
 

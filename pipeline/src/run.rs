@@ -178,6 +178,13 @@ pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running
     start_flow(plan, shard, Stages::of(plan, plan.resolved.generation)?)
 }
 
+/// [`start_shard`] over one pass of the corpus (`[masking] epochs` = 1):
+/// what the run's stream holds is counted from it.
+pub fn start_pass<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running<T>> {
+    let generation = plan.resolved.generation.one_epoch();
+    start_flow(plan, shard, Stages::of(plan, generation)?)
+}
+
 /// The held-out documents only (`Plan::holdout`), through the same stages
 /// with one fixed mask per instance (dynamic masking's first epoch becomes
 /// static masking from the same seed), read once: the evaluation stream.
@@ -189,8 +196,8 @@ pub fn start_held_out(plan: &Plan) -> anyhow::Result<Running<Batch>> {
         );
     }
     let generation = match plan.resolved.generation {
-        Generation::Dynamic { .. } => Generation::Streaming,
-        fixed => fixed,
+        Generation::Dynamic { .. } => Generation::Streaming { epochs: 1 },
+        fixed => fixed.one_epoch(),
     };
     let mut stages = Stages::of(plan, generation)?;
     stages.keep = Side::HeldOut;
