@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use nezha_pipeline::resolve::Generation;
 use nezha_pipeline::Resolved;
 use nezha_stages::error::Result;
 use nezha_stages::ingest::{resolve_inputs, InputList};
@@ -99,9 +100,13 @@ pub fn parse_train(p: &Params, t: TrainToml, r: &Resolved) -> Result<TrainSectio
         .map_err(|e| p.error(p.span.clone(), format!("[train] {e:#}")))?;
     let input = input(p, &t, r)?;
     cfg.batch_size = r.batching.map(|b| b.batch_size as u64);
-    // TFRecord input is one stream dealt to the ranks whatever their
-    // number (tfrecord_batches.rs); the live stream's depends on them.
-    cfg.global_data_order = matches!(input.source, TrainSource::TfRecords(_));
+    // TFRecord input and dynamic masking are one stream dealt to the ranks
+    // batch by batch whatever their number (tfrecord_batches.rs,
+    // registry::WorkerInfo::deal); static streaming masks depend on them.
+    cfg.global_data_order = match input.source {
+        TrainSource::TfRecords(_) => true,
+        TrainSource::Stream => matches!(r.generation, Generation::Dynamic { .. }),
+    };
     Ok(TrainSection {
         config: cfg,
         input,

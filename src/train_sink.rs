@@ -227,8 +227,12 @@ fn run_rank(
     // checkpoints, and a resumed run skips what this one consumed.
     let limit = match input.stop_at_step {
         Some(k) => {
-            let done =
-                nezha_train::trainer::checkpoint::latest_rank_position(&cfg.output_dir, rank)?;
+            let done = nezha_train::trainer::checkpoint::latest_rank_position(
+                &cfg.output_dir,
+                rank,
+                world,
+                cfg.batch_size,
+            )?;
             let per_step = cfg.grad_accumulation as u64;
             let start = if cfg.resume { done.unwrap_or(0) } else { 0 };
             Some((start + k * per_step) as usize)

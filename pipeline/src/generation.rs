@@ -64,7 +64,7 @@ pub fn instances(r: &Resolved) -> Result<Factory<TokenizedDocument, Instance>> {
             StreamingInstances::new(params, &vocab)?;
             Ok(Arc::new(move |w| {
                 let params = StreamingParams {
-                    worker: w.index,
+                    worker: w.deal,
                     ..params
                 };
                 Ok(Box::new(StreamingInstances::new(params, &vocab)?))
@@ -86,7 +86,7 @@ pub fn instances(r: &Resolved) -> Result<Factory<TokenizedDocument, Instance>> {
             DynamicInstances::new(params, vocab.clone(), words.clone())?;
             Ok(Arc::new(move |w| {
                 let params = DynamicParams {
-                    worker: w.index,
+                    worker: w.deal,
                     peers: w.peers,
                     per_turn: w.per_turn,
                     ..params

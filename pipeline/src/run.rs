@@ -243,6 +243,7 @@ fn start_flow<T: Tail>(plan: &Plan, shard: Shard, stages: Stages) -> anyhow::Res
         let info = WorkerInfo {
             index: shard.index * worker.peers() + worker.index(),
             peers: shard.count * worker.peers(),
+            deal: worker.index() * shard.count + shard.index,
             per_turn,
         };
         let control = worker_control.clone();

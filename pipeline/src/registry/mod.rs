@@ -35,8 +35,17 @@ use crate::sink::Sink;
 /// Which worker a stage is made for.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerInfo {
+    /// This worker's global slot: process·workers + worker, of `peers`.
     pub index: usize,
     pub peers: usize,
+    /// The slot a dealt global sequence gives this worker:
+    /// worker·processes + process. Runs of the sequence go to slots in
+    /// turn, so each process's workers together take every processes-th
+    /// run, and the processes' streams interleaved one batch each are the
+    /// sequence, whatever the workers per process, as ranks reading
+    /// TFRecord files take batches in turn; a run then resumes on another
+    /// number of processes (`instances::DynamicInstances`).
+    pub deal: usize,
     /// Consecutive items of this worker's instance stream that the sink
     /// takes in one turn: the batch size when the sink takes batches, else 1
     /// (what `instances::DynamicInstances` deals to workers).

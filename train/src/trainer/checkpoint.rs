@@ -254,12 +254,33 @@ pub fn latest_data_position(output_dir: &Path) -> Result<Option<u64>> {
     Ok(latest_state(output_dir)?.map(|s| s.batches_consumed))
 }
 
-/// [`latest_data_position`] of one rank of a data-parallel run.
-pub fn latest_rank_position(output_dir: &Path, rank: usize) -> Result<Option<u64>> {
-    Ok(latest_state(output_dir)?.map(|s| {
-        s.rank_positions
-            .get(rank)
-            .copied()
-            .unwrap_or(s.batches_consumed)
-    }))
+/// [`latest_data_position`] of rank `rank` of `world` ranks taking batches
+/// of `batch_size`, also when the checkpoint was written by another
+/// number of ranks ([`position_on_layout`]).
+pub fn latest_rank_position(
+    output_dir: &Path,
+    rank: usize,
+    world: usize,
+    batch_size: Option<u64>,
+) -> Result<Option<u64>> {
+    Ok(
+        latest_state(output_dir)?.map(|s| match (s.batch_size, batch_size) {
+            (Some(old_b), Some(new_b)) if s.world_size != world as u64 => {
+                position_on_layout(&s, old_b, world, new_b)
+            }
+            _ => s
+                .rank_positions
+                .get(rank)
+                .copied()
+                .unwrap_or(s.batches_consumed),
+        }),
+    )
+}
+
+/// Where each of `world` ranks taking batches of `new_b` stands in a global
+/// stream dealt batch by batch, once `state`'s ranks took theirs of
+/// `old_b`: what they took, in sequences, split evenly.
+pub fn position_on_layout(state: &TrainState, old_b: u64, world: usize, new_b: u64) -> u64 {
+    let taken: u64 = state.rank_positions.iter().sum::<u64>() * old_b;
+    taken / (world as u64 * new_b)
 }

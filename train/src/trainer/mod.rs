@@ -197,10 +197,7 @@ fn prepare(
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut state = loaded.state;
     if let Some((old_b, new_b)) = relayout {
-        // One global stream dealt micro-batch by micro-batch: what all ranks
-        // took, in sequences, split evenly over the new ranks.
-        let taken: u64 = state.rank_positions.iter().sum::<u64>() * old_b;
-        let per_rank = taken / (world_size as u64 * new_b);
+        let per_rank = checkpoint::position_on_layout(&state, old_b, world_size, new_b);
         state.batches_consumed = per_rank;
         state.rank_positions = vec![per_rank; world_size];
         state.world_size = world_size as u64;
@@ -224,10 +221,11 @@ fn prepare(
 fn check_relayout(st: &TrainState, cfg: &TrainConfig, world_size: usize) -> Result<(u64, u64)> {
     if !cfg.global_data_order {
         bail!(
-            "the live stream's masks and batches depend on the processes and workers that \
-             make them, so it cannot continue exactly on another layout: resume with the same \
-             number of processes and grad_accumulation, or train from TFRecord files \
-             ([train] tfrecords), whose order is the same on any number of processes"
+            "static masking's streaming masks and batches depend on the processes and \
+             workers that make them, so the stream cannot continue exactly on another layout: \
+             resume with the same number of processes and grad_accumulation, or use \
+             [masking] kind = \"dynamic\" or TFRecord files ([train] tfrecords), whose order \
+             is the same on any number of processes"
         );
     }
     let (Some(old_b), Some(new_b)) = (st.batch_size, cfg.batch_size) else {
