@@ -49,8 +49,8 @@ struct Args {
     /// Model preset when starting fresh (tiny, base, large).
     #[arg(long, default_value = "tiny")]
     preset: String,
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
+    #[arg(long, default_value_t = 3.0)]
+    epochs: f64,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     #[arg(long, default_value_t = 3e-5)]
@@ -151,10 +151,11 @@ fn main() -> Result<()> {
     };
     let mut log = MetricsLog::new(&args.out);
     let started = Instant::now();
-    let outcome = fine_tune(&mut model, &train, &dev, &cfg, |r| {
+    let outcome = fine_tune(&mut model, &train, Some(&dev), &cfg, |r| {
+        let dev = r.dev.as_ref().expect("evaluated on dev");
         println!(
             "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
-            r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
+            r.epoch, r.global_step, r.train_loss, dev.accuracy, dev.macro_f1, r.seconds
         );
         log.line(r)
     })?;

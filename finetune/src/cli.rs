@@ -5,27 +5,34 @@
 //! [`crate::config`]'s default for the task applies (the reference scripts'
 //! defaults, which `--help` lists from there).
 //!
-//! Each run writes to `--output_dir`: `metrics.jsonl` (one line per epoch,
-//! then the test scores of the best epoch), `label_list.txt` (classify, ner),
-//! `model.safetensors` (our format, the label names in its metadata) and the
-//! test predictions (`test_results.tsv`, `test_predictions.txt` or
-//! `test_predictions.json`).
+//! What a run does is the reference's `--do_train`, `--do_eval` and
+//! `--do_predict`, in any combination ([`Switches`]); with none of them it
+//! does all three, predicting only when the test file exists.
+//!
+//! A run writes to `--output_dir`, and only once every input has been read
+//! and checked, so bad input leaves nothing behind: with `--do_train`,
+//! `model.safetensors` (our format, the label names in its metadata),
+//! `label_list.txt` (classify, ner), `finetune.json` and `vocab.txt` (what
+//! `--do_predict` from this directory needs) and `checkpoints/` every
+//! `--save_checkpoints_steps`; `metrics.jsonl` (one line per epoch, then
+//! the dev and test scores); with `--do_predict`, the predictions
+//! (`test_results.tsv` and `test_predictions.tsv`, `test_predictions.txt`,
+//! or `predictions.json` and `nbest_predictions.json`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use nezha_stages::atomic_file;
 use nezha_stages::vocab::Vocab;
 use nezha_train::model::NezhaConfig;
 use tch::Device;
 
-use crate::checkpoint::{self, ours, Architecture, Format};
-use crate::classify::{self, Encoder, LabelMap, Layout, Part, TsvColumns};
+use crate::checkpoint::{self, Architecture, Format, ModelWeights};
+use crate::classify::Layout;
 use crate::config::{ClassifySettings, FinetuneConfig, MrcSettings, Task, TaskDefaults};
-use crate::epochs::MetricsLog;
-use crate::mrc::{self, AnswerSearch, Windower};
-use crate::ner::{self, TagEncoder, TagMap};
+use crate::run_record::{Found, RunRecord};
+use crate::step_checkpoints::StepCheckpoints;
 use crate::task_file;
 use crate::NezhaForFinetuning;
 
@@ -50,18 +57,35 @@ pub struct CommonArgs {
     /// holding the settings under the flags' names.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(
-        long = "data_dir",
-        visible_alias = "data-dir",
-        required_unless_present = "config"
-    )]
+    /// Where the task's files are (train, dev and test under the
+    /// reference's names).
+    #[arg(long = "data_dir", visible_alias = "data-dir")]
     pub data_dir: Option<PathBuf>,
-    #[arg(
-        long = "vocab_file",
-        visible_alias = "vocab-file",
-        required_unless_present = "config"
-    )]
+    /// The WordPiece vocabulary. Default: the vocab.txt of the fine-tuning
+    /// run --init_checkpoint names, if it is one.
+    #[arg(long = "vocab_file", visible_alias = "vocab-file")]
     pub vocab_file: Option<PathBuf>,
+    /// Train (with the training file's labels). `--do_train`,
+    /// `--do_train=true` or `=false`; without any --do_* flag a run trains,
+    /// evaluates and predicts.
+    #[arg(long = "do_train", visible_alias = "do-train", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub do_train: Option<bool>,
+    /// Evaluate on the dev file (after each epoch when training, the best
+    /// epoch kept).
+    #[arg(long = "do_eval", visible_alias = "do-eval", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub do_eval: Option<bool>,
+    /// Predict on the test file, which needs no labels (scored when it has
+    /// them). Without --do_train the model is --init_checkpoint's: a
+    /// fine-tuning output directory (or its model.safetensors), whose head,
+    /// labels, settings and vocabulary are used.
+    #[arg(long = "do_predict", visible_alias = "do-predict", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub do_predict: Option<bool>,
     /// Weights to start from: a TF checkpoint prefix, a Hugging Face
     /// directory or our safetensors file (format from --init_format, or
     /// told from the path). Without it the model starts from random
@@ -75,11 +99,7 @@ pub struct CommonArgs {
     /// a TF checkpoint without one beside it, or a model from scratch.
     #[arg(long = "bert_config_file", visible_alias = "bert-config-file")]
     pub bert_config_file: Option<PathBuf>,
-    #[arg(
-        long = "output_dir",
-        visible_alias = "output-dir",
-        required_unless_present = "config"
-    )]
+    #[arg(long = "output_dir", visible_alias = "output-dir")]
     pub output_dir: Option<PathBuf>,
     // The settings below have no clap default, so that a task file's value
     // counts when the flag is absent; their help shows the default that
@@ -103,6 +123,12 @@ pub struct CommonArgs {
     )]
     pub eval_batch_size: Option<usize>,
     #[arg(
+        long = "predict_batch_size",
+        visible_alias = "predict-batch-size",
+        help = with_default("", |d| d.train.predict_batch_size.to_string())
+    )]
+    pub predict_batch_size: Option<usize>,
+    #[arg(
         long = "learning_rate",
         visible_alias = "learning-rate",
         help = with_default("", |d| format!("{:e}", d.train.learning_rate))
@@ -111,9 +137,9 @@ pub struct CommonArgs {
     #[arg(
         long = "num_train_epochs",
         visible_alias = "num-train-epochs",
-        help = with_default("", |d| d.train.epochs.to_string())
+        help = with_default("May be fractional (2.5).", |d| d.train.epochs.to_string())
     )]
-    pub num_train_epochs: Option<usize>,
+    pub num_train_epochs: Option<f64>,
     #[arg(
         long = "warmup_proportion",
         visible_alias = "warmup-proportion",
@@ -127,6 +153,15 @@ pub struct CommonArgs {
         help = with_default("true or false.", |d| d.do_lower_case.to_string())
     )]
     pub do_lower_case: Option<bool>,
+    #[arg(
+        long = "save_checkpoints_steps",
+        visible_alias = "save-checkpoints-steps",
+        help = with_default(
+            "Save the weights every so many steps to checkpoints/ (the newest 5 kept; 0: never).",
+            |d| d.save_checkpoints_steps.to_string()
+        )
+    )]
+    pub save_checkpoints_steps: Option<u64>,
     #[arg(long, help = with_default("", |d| d.train.seed.to_string()))]
     pub seed: Option<u64>,
     #[arg(
@@ -134,9 +169,21 @@ pub struct CommonArgs {
         help = with_default("CPU threads for libtorch.", |d| d.threads.to_string())
     )]
     pub threads: Option<i32>,
-    /// Skip evaluating and predicting test even if the test file exists.
+    /// Without --do_* flags: skip predicting test even if the test file
+    /// exists.
     #[arg(long = "no_test", visible_alias = "no-test")]
     pub no_test: bool,
+}
+
+/// The reference's `do_train`, `do_eval` and `do_predict`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switches {
+    pub train: bool,
+    pub eval: bool,
+    pub predict: bool,
+    /// Predicting is wanted only if the test file exists (no --do_* flag
+    /// was given).
+    pub predict_if_present: bool,
 }
 
 /// A flag's help: `what`, then the default [`Task::defaults`] gives it, one
@@ -158,21 +205,26 @@ fn with_default(what: &str, value: impl Fn(&TaskDefaults) -> String) -> String {
 }
 
 /// A setting's value: the flag's, else the task file's, else the default.
-fn setting<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+pub(crate) fn setting<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
     flag.or(file).unwrap_or(default)
 }
 
 /// A task file value that kept its position (for error messages).
-fn spanned<T: Clone>(value: &Option<toml::Spanned<T>>) -> Option<T> {
+pub(crate) fn spanned<T: Clone>(value: &Option<toml::Spanned<T>>) -> Option<T> {
     value.as_ref().map(|v| v.get_ref().clone())
 }
 
 /// The shared settings once flags, task file and defaults are combined.
 #[derive(Debug, Clone)]
 pub struct Common {
-    pub data_dir: PathBuf,
+    pub switches: Switches,
+    data_dir: Option<PathBuf>,
+    /// Where to give --data_dir (flag or task file), for the message.
+    data_dir_hint: String,
     pub vocab_file: PathBuf,
     pub init_checkpoint: Option<PathBuf>,
+    /// The fine-tuning run that wrote --init_checkpoint, if it is one.
+    pub trained: Option<Found>,
     pub init_format: Option<Format>,
     pub bert_config_file: Option<PathBuf>,
     pub output_dir: PathBuf,
@@ -180,14 +232,24 @@ pub struct Common {
     pub do_lower_case: bool,
     /// Batch sizes, learning rate, epochs, warmup and seed.
     pub train: FinetuneConfig,
+    pub save_checkpoints_steps: u64,
     pub threads: i32,
-    pub no_test: bool,
+}
+
+impl Common {
+    /// `--data_dir`, which the task's files need.
+    pub fn data_dir(&self) -> Result<&Path> {
+        self.data_dir
+            .as_deref()
+            .with_context(|| self.data_dir_hint.clone())
+    }
 }
 
 impl CommonArgs {
     /// Reads the task file if there is one; flags win over it, and it wins
-    /// over the task's defaults.
-    fn resolve(&self, task: Task) -> Result<(Common, task_file::Loaded)> {
+    /// over the settings recorded by the fine-tuning run --init_checkpoint
+    /// names (if it is one), which win over the task's defaults.
+    pub(crate) fn resolve(&self, task: Task) -> Result<(Common, task_file::Loaded)> {
         let loaded = match &self.config {
             Some(path) => task_file::load(path, task.name())?,
             None => task_file::Loaded::default(),
@@ -207,21 +269,77 @@ impl CommonArgs {
                 .with_context(|| origin(key))
         };
         let d = task.defaults();
+        let init_checkpoint = self
+            .init_checkpoint
+            .clone()
+            .or_else(|| loaded.path(&f.init_checkpoint));
+        let trained = match &init_checkpoint {
+            Some(p) => RunRecord::beside(p)?,
+            None => None,
+        };
+        if let Some(found) = &trained {
+            RunRecord::expect_task(found, task.name())?;
+        }
+        let saved = trained.as_ref().map(|t| &t.record);
+        let given = [
+            self.do_train.or(f.do_train),
+            self.do_eval.or(f.do_eval),
+            self.do_predict.or(f.do_predict),
+        ];
+        let switches = if given.iter().all(Option::is_none) {
+            let predict = !(self.no_test || f.no_test.unwrap_or(false));
+            Switches {
+                train: true,
+                eval: true,
+                predict,
+                predict_if_present: predict,
+            }
+        } else {
+            let [train, eval, predict] = given.map(|g| g.unwrap_or(false));
+            if !(train || eval || predict) {
+                bail!("at least one of --do_train, --do_eval or --do_predict must be true");
+            }
+            Switches {
+                train,
+                eval,
+                predict,
+                predict_if_present: false,
+            }
+        };
+        let vocab_file = match self
+            .vocab_file
+            .clone()
+            .or_else(|| loaded.path(&f.vocab_file))
+        {
+            Some(v) => v,
+            None => match &trained {
+                Some(t) => t.dir.join(crate::run_record::VOCAB_FILE),
+                None => required(&None, &None, "vocab_file")?,
+            },
+        };
         let common = Common {
-            data_dir: required(&self.data_dir, &f.data_dir, "data_dir")?,
-            vocab_file: required(&self.vocab_file, &f.vocab_file, "vocab_file")?,
-            init_checkpoint: self
-                .init_checkpoint
-                .clone()
-                .or_else(|| loaded.path(&f.init_checkpoint)),
+            switches,
+            data_dir: self.data_dir.clone().or_else(|| loaded.path(&f.data_dir)),
+            data_dir_hint: origin("data_dir"),
+            vocab_file,
+            init_checkpoint,
+            trained: trained.clone(),
             init_format: self.init_format.or(loaded.init_format),
             bert_config_file: self
                 .bert_config_file
                 .clone()
                 .or_else(|| loaded.path(&f.bert_config_file)),
             output_dir: required(&self.output_dir, &f.output_dir, "output_dir")?,
-            max_seq_length: setting(self.max_seq_length, f.max_seq_length, d.max_seq_length),
-            do_lower_case: setting(self.do_lower_case, f.do_lower_case, d.do_lower_case),
+            max_seq_length: setting(
+                self.max_seq_length.or(f.max_seq_length),
+                saved.map(|s| s.max_seq_length),
+                d.max_seq_length,
+            ),
+            do_lower_case: setting(
+                self.do_lower_case.or(f.do_lower_case),
+                saved.map(|s| s.do_lower_case),
+                d.do_lower_case,
+            ),
             train: FinetuneConfig {
                 batch_size: setting(
                     self.train_batch_size,
@@ -233,6 +351,11 @@ impl CommonArgs {
                     f.eval_batch_size,
                     d.train.eval_batch_size,
                 ),
+                predict_batch_size: setting(
+                    self.predict_batch_size,
+                    f.predict_batch_size,
+                    d.train.predict_batch_size,
+                ),
                 learning_rate: setting(self.learning_rate, f.learning_rate, d.train.learning_rate),
                 epochs: setting(self.num_train_epochs, f.num_train_epochs, d.train.epochs),
                 warmup_proportion: setting(
@@ -243,9 +366,14 @@ impl CommonArgs {
                 seed: setting(self.seed, f.seed, d.train.seed),
                 ..d.train
             },
+            save_checkpoints_steps: setting(
+                self.save_checkpoints_steps,
+                f.save_checkpoints_steps,
+                d.save_checkpoints_steps,
+            ),
             threads: setting(self.threads, f.threads, d.threads),
-            no_test: self.no_test || f.no_test.unwrap_or(false),
         };
+
         Ok((common, loaded))
     }
 }
@@ -293,6 +421,13 @@ pub struct NerArgs {
 pub struct MrcArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// SQuAD/CMRC JSON to train on. Default: train.json in --data_dir.
+    #[arg(long = "train_file", visible_alias = "train-file")]
+    pub train_file: Option<PathBuf>,
+    /// SQuAD/CMRC JSON to predict on (answers optional). Default: test.json
+    /// in --data_dir.
+    #[arg(long = "predict_file", visible_alias = "predict-file")]
+    pub predict_file: Option<PathBuf>,
     #[arg(
         long = "doc_stride",
         visible_alias = "doc-stride",
@@ -322,9 +457,9 @@ pub struct MrcArgs {
 /// Runs one fine-tuning command.
 pub fn run(cmd: &FinetuneCommand) -> Result<()> {
     match cmd {
-        FinetuneCommand::Classify(a) => run_classify(a),
-        FinetuneCommand::Ner(a) => run_ner(a),
-        FinetuneCommand::Mrc(a) => run_mrc(a),
+        FinetuneCommand::Classify(a) => crate::classify::run::run(a),
+        FinetuneCommand::Ner(a) => crate::ner::run::run(a),
+        FinetuneCommand::Mrc(a) => crate::mrc::run::run(a),
     }
 }
 
@@ -343,317 +478,172 @@ pub fn from_task_file(path: &Path) -> Result<FinetuneCommand> {
     Ok(FinetuneCommand::from_arg_matches(&matches)?)
 }
 
-fn build_model(c: &Common, arch: Architecture) -> Result<NezhaForFinetuning> {
+/// The weights --init_checkpoint names, read (none without the flag).
+pub(crate) fn read_init(c: &Common) -> Result<Option<ModelWeights>> {
+    let Some(path) = &c.init_checkpoint else {
+        return Ok(None);
+    };
     let given = c
         .bert_config_file
         .as_deref()
         .map(NezhaConfig::from_json_file)
         .transpose()?;
+    let format = c.init_format.unwrap_or_else(|| Format::guess(path));
+    let (w, _) = checkpoint::read(path, format, given.as_ref(), None)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(w))
+}
+
+/// Without --do_train the model must be a fine-tuned one of this task:
+/// `init`'s head and labels are used as they are.
+pub(crate) fn fine_tuned<'w>(
+    c: &Common,
+    init: Option<&'w ModelWeights>,
+    task: Task,
+) -> Result<&'w ModelWeights> {
+    let Some(w) = init else {
+        bail!(
+            "--do_eval or --do_predict without --do_train needs --init_checkpoint naming a \
+             fine-tuned {} model (a `nezha finetune {}` output directory)",
+            task.name(),
+            task.name()
+        );
+    };
+    let want = match task {
+        Task::Classify => "NezhaForSequenceClassification",
+        Task::Ner => "NezhaForTokenClassification",
+        Task::Mrc => "NezhaForQuestionAnswering",
+    };
+    if w.architecture.hf_class() != want {
+        bail!(
+            "--do_eval or --do_predict without --do_train needs a fine-tuned {} model, but {} \
+             holds a {} ({:?})",
+            task.name(),
+            c.init_checkpoint
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display(),
+            w.architecture.hf_class(),
+            w.architecture
+        );
+    }
+    Ok(w)
+}
+
+/// The label names of a fine-tuned model: its weights' own, else the
+/// `label_list.txt` of its run directory.
+pub(crate) fn saved_labels(c: &Common, w: &ModelWeights) -> Result<Vec<String>> {
+    if let Some(l) = &w.labels {
+        return Ok(l.clone());
+    }
+    let Some(found) = &c.trained else {
+        bail!(
+            "{} has no label names, and no label_list.txt beside it",
+            c.init_checkpoint
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        );
+    };
+    let path = found.dir.join("label_list.txt");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// The model: `init`'s weights (the head too when it is this
+/// architecture's) or random ones of --bert_config_file's config.
+pub(crate) fn build_model(
+    c: &Common,
+    arch: Architecture,
+    init: Option<&ModelWeights>,
+) -> Result<NezhaForFinetuning> {
     tch::manual_seed(c.train.seed as i64);
-    match &c.init_checkpoint {
-        Some(path) => {
-            let format = c.init_format.unwrap_or_else(|| Format::guess(path));
-            let (w, _) = checkpoint::read(path, format, given.as_ref(), None)
-                .with_context(|| format!("reading {}", path.display()))?;
+    match init {
+        Some(w) => {
             let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;
-            let report = m.load(&w)?;
+            let report = m.load(w)?;
             println!(
-                "initialised from {} ({format:?}); fresh: {:?}; unused: {:?}",
-                path.display(),
+                "initialised from {}; fresh: {:?}; unused: {:?}",
+                c.init_checkpoint
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display(),
                 report.fresh,
                 report.unused
             );
             Ok(m)
         }
         None => {
-            let Some(cfg) = given else {
+            let Some(path) = &c.bert_config_file else {
                 bail!("give --init_checkpoint, or --bert_config_file to start from random weights")
             };
+            let cfg = NezhaConfig::from_json_file(path)?;
             println!("no --init_checkpoint: random weights");
             NezhaForFinetuning::new(&cfg, arch, Device::Cpu)
         }
     }
 }
 
-fn prepare(c: &Common) -> Result<Arc<Vocab>> {
+/// The vocabulary, and libtorch's thread count set.
+pub(crate) fn vocab(c: &Common) -> Result<Arc<Vocab>> {
     tch::set_num_threads(c.threads);
-    std::fs::create_dir_all(&c.output_dir)
-        .with_context(|| format!("creating {}", c.output_dir.display()))?;
     Ok(Arc::new(Vocab::load(&c.vocab_file).with_context(|| {
         format!("reading the vocabulary {}", c.vocab_file.display())
     })?))
 }
 
-fn write_labels(dir: &Path, names: &[String]) -> Result<()> {
+/// The output directory, created: called only once every input is read
+/// and checked, so that bad input leaves nothing behind.
+pub(crate) fn output_dir(c: &Common) -> Result<&Path> {
+    std::fs::create_dir_all(&c.output_dir)
+        .with_context(|| format!("creating {}", c.output_dir.display()))?;
+    Ok(&c.output_dir)
+}
+
+/// The training settings with `--save_checkpoints_steps` into `dir`,
+/// labelled `labels`.
+pub(crate) fn with_checkpoints(c: &Common, labels: Option<Vec<String>>) -> FinetuneConfig {
+    FinetuneConfig {
+        checkpoints: (c.save_checkpoints_steps > 0).then(|| StepCheckpoints {
+            every: c.save_checkpoints_steps,
+            output_dir: c.output_dir.clone(),
+            labels,
+        }),
+        ..c.train.clone()
+    }
+}
+
+/// `label_list.txt`.
+pub(crate) fn write_labels(dir: &Path, names: &[String]) -> Result<()> {
     Ok(atomic_file::write_file(
         &dir.join("label_list.txt"),
         (names.join("\n") + "\n").as_bytes(),
     )?)
 }
 
-fn run_classify(a: &ClassifyArgs) -> Result<()> {
-    let (common, loaded) = a.common.resolve(Task::Classify)?;
-    let c = &common;
-    let f = &loaded.file;
-    let d = ClassifySettings::default();
-    let columns = TsvColumns {
-        text_a: setting(a.text_a.clone(), spanned(&f.text_a), d.columns.text_a),
-        text_b: a.text_b.clone().or(spanned(&f.text_b)).or(d.columns.text_b),
-        label: setting(
-            a.label_column.clone(),
-            spanned(&f.label_column),
-            d.columns.label,
-        ),
-    };
-    let layout: Layout = setting(a.task_name, loaded.task_name, d.layout);
-    let vocab = prepare(c)?;
-    let train = layout.read(&layout.path(&c.data_dir, Part::Train), &columns)?;
-    let dev = layout.read(&layout.path(&c.data_dir, Part::Dev), &columns)?;
-    let test_path = layout.path(&c.data_dir, Part::Test);
-    let test = if c.no_test || !test_path.exists() {
-        None
-    } else {
-        Some(layout.read(&test_path, &columns)?)
-    };
-    let labels = match layout.fixed_labels() {
-        Some(names) => LabelMap::fixed(names, &train)?,
-        None => LabelMap::from_training(&train)?,
-    };
-    write_labels(&c.output_dir, &labels.names)?;
-    let enc = Encoder::new(vocab, c.do_lower_case, c.max_seq_length)?;
-    let (tr, dv) = (
-        enc.encode_all(&train, &labels)?,
-        enc.encode_all(&dev, &labels)?,
-    );
-    let mut model = build_model(
-        c,
-        Architecture::SequenceClassification {
-            num_labels: labels.len() as i64,
-        },
-    )?;
-    println!(
-        "train {} dev {} examples, labels {:?}",
-        tr.len(),
-        dv.len(),
-        labels.names
-    );
-    let mut log = MetricsLog::new(&c.output_dir);
-    let outcome = classify::fine_tune(&mut model, &tr, &dv, &c.train, |r| {
-        println!(
-            "epoch {} step {} train loss {:.4} dev accuracy {:.4} macro-F1 {:.4} ({:.0}s)",
-            r.epoch, r.global_step, r.train_loss, r.dev.accuracy, r.dev.macro_f1, r.seconds
-        );
-        log.line(r)
-    })?;
-    println!("best dev epoch {}", outcome.best_epoch);
-    ours::write(
-        &c.output_dir.join("model.safetensors"),
-        &model.weights(Some(labels.names.clone()))?,
-    )?;
-    if let Some(test) = test {
-        let te = enc.encode_all(&test, &labels)?;
-        let (pred, scores) = classify::evaluate(&model, &te, c.train.eval_batch_size)?;
-        println!(
-            "test accuracy {:.4} macro-F1 {:.4} ({} examples)",
-            scores.accuracy, scores.macro_f1, scores.examples
-        );
-        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
-        let pair = test.iter().any(|e| e.text_b.is_some());
-        let mut out = String::from(if pair {
-            "label\tprediction\ttext_a\ttext_b\n"
-        } else {
-            "label\tprediction\ttext_a\n"
-        });
-        for (e, p) in test.iter().zip(pred) {
-            out.push_str(&format!("{}\t{}\t{}", e.label, labels.names[p], e.text_a));
-            if pair {
-                out.push('\t');
-                out.push_str(e.text_b.as_deref().unwrap_or(""));
-            }
-            out.push('\n');
-        }
-        atomic_file::write_file(&c.output_dir.join("test_results.tsv"), out.as_bytes())?;
+/// The test file to predict on, if this run predicts: required with
+/// --do_predict, optional without --do_* flags.
+pub(crate) fn predict_path(c: &Common, path: PathBuf) -> Result<Option<PathBuf>> {
+    let s = c.switches;
+    if !s.predict || (s.predict_if_present && !path.exists()) {
+        return Ok(None);
     }
-    Ok(())
+    if !path.exists() {
+        bail!("--do_predict: {} does not exist", path.display());
+    }
+    Ok(Some(path))
 }
 
-fn read_ner(path: &Path) -> Result<Vec<ner::Sentence>> {
-    let f = ner::read_tagged(path)?;
-    if !f.skipped.is_empty() {
-        eprintln!(
-            "{}: skipped {} sentence(s) with a malformed span:",
-            path.display(),
-            f.skipped.len()
-        );
-        for s in &f.skipped {
-            eprintln!("  {s}");
-        }
+/// A layout setting of this run against the training run's record.
+pub(crate) fn layout_setting<T: PartialEq + std::fmt::Debug>(
+    c: &Common,
+    key: &str,
+    trained: impl Fn(&RunRecord) -> Option<T>,
+    given: Option<T>,
+) -> Result<Option<T>> {
+    match &c.trained {
+        Some(found) => crate::run_record::same_layout(found, key, trained(&found.record), given),
+        None => Ok(given),
     }
-    Ok(f.sentences)
-}
-
-fn run_ner(a: &NerArgs) -> Result<()> {
-    let (common, _) = a.common.resolve(Task::Ner)?;
-    let c = &common;
-    let vocab = prepare(c)?;
-    let train = read_ner(&c.data_dir.join("train.txt"))?;
-    let dev = read_ner(&c.data_dir.join("dev.txt"))?;
-    let test_path = c.data_dir.join("test.txt");
-    let test = if c.no_test || !test_path.exists() {
-        None
-    } else {
-        Some(read_ner(&test_path)?)
-    };
-    let tags = TagMap::from_training(&train)?;
-    write_labels(&c.output_dir, &tags.names)?;
-    let enc = TagEncoder::new(vocab, c.do_lower_case, c.max_seq_length)?;
-    let (tr, dv) = (enc.encode_all(&train, &tags)?, enc.encode_all(&dev, &tags)?);
-    let mut model = build_model(
-        c,
-        Architecture::TokenClassification {
-            num_labels: tags.len() as i64,
-        },
-    )?;
-    println!(
-        "train {} dev {} sentences, tags {:?}",
-        tr.len(),
-        dv.len(),
-        tags.names
-    );
-    let mut log = MetricsLog::new(&c.output_dir);
-    let outcome = ner::fine_tune(&mut model, &tr, &dev, &dv, &tags, &c.train, |r| {
-        println!(
-            "epoch {} step {} train loss {:.4} dev entity P/R/F1 {:.4}/{:.4}/{:.4} token F1 {:.4} ({:.0}s)",
-            r.epoch,
-            r.global_step,
-            r.train_loss,
-            r.dev.entity.precision,
-            r.dev.entity.recall,
-            r.dev.entity.f1,
-            r.dev.token.f1,
-            r.seconds
-        );
-        log.line(r)
-    })?;
-    println!("best dev epoch {}", outcome.best_epoch);
-    ours::write(
-        &c.output_dir.join("model.safetensors"),
-        &model.weights(Some(tags.names.clone()))?,
-    )?;
-    if let Some(test) = test {
-        ensure!(!test.is_empty(), "the test file has no sentences");
-        let te = enc.encode_all(&test, &tags)?;
-        let (pred, scores) = ner::evaluate(&model, &test, &te, &tags, c.train.eval_batch_size)?;
-        println!(
-            "test entity P/R/F1 {:.4}/{:.4}/{:.4} token P/R/F1 {:.4}/{:.4}/{:.4} ({} sentences)",
-            scores.entity.precision,
-            scores.entity.recall,
-            scores.entity.f1,
-            scores.token.precision,
-            scores.token.recall,
-            scores.token.f1,
-            scores.sentences
-        );
-        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
-        ner::write_predictions(&c.output_dir.join("test_predictions.txt"), &test, &pred)?;
-    }
-    Ok(())
-}
-
-fn read_mrc(path: &Path) -> Result<Vec<mrc::MrcExample>> {
-    let f = mrc::read_squad(path)?;
-    if !f.skipped.is_empty() {
-        eprintln!(
-            "{}: skipped {} question(s) whose answer is not in the context:",
-            path.display(),
-            f.skipped.len()
-        );
-        for s in &f.skipped {
-            eprintln!("  {s}");
-        }
-    }
-    ensure!(
-        !f.examples.is_empty(),
-        "{}: no usable questions",
-        path.display()
-    );
-    Ok(f.examples)
-}
-
-fn run_mrc(a: &MrcArgs) -> Result<()> {
-    let (common, loaded) = a.common.resolve(Task::Mrc)?;
-    let c = &common;
-    let f = &loaded.file;
-    let d = MrcSettings::default();
-    let doc_stride = setting(a.doc_stride, spanned(&f.doc_stride), d.doc_stride);
-    let max_query_length = setting(
-        a.max_query_length,
-        spanned(&f.max_query_length),
-        d.max_query_length,
-    );
-    let search = AnswerSearch {
-        n_best_size: setting(a.n_best_size, spanned(&f.n_best_size), d.search.n_best_size),
-        max_answer_length: setting(
-            a.max_answer_length,
-            spanned(&f.max_answer_length),
-            d.search.max_answer_length,
-        ),
-    };
-    let vocab = prepare(c)?;
-    let train = read_mrc(&c.data_dir.join("train.json"))?;
-    let dev = read_mrc(&c.data_dir.join("dev.json"))?;
-    let test_path = c.data_dir.join("test.json");
-    let test = if c.no_test || !test_path.exists() {
-        None
-    } else {
-        Some(read_mrc(&test_path)?)
-    };
-    let w = Windower::new(
-        vocab,
-        c.do_lower_case,
-        c.max_seq_length,
-        doc_stride,
-        max_query_length,
-    )?;
-    let (tw, dw) = (w.windows(&train), w.windows(&dev));
-    let mut model = build_model(c, Architecture::QuestionAnswering)?;
-    println!(
-        "train {} questions in {} windows, dev {} in {}",
-        train.len(),
-        tw.len(),
-        dev.len(),
-        dw.len()
-    );
-    let mut log = MetricsLog::new(&c.output_dir);
-    let outcome = mrc::fine_tune(&mut model, &tw, (&dev, &dw), search, &c.train, |r| {
-        println!(
-            "epoch {} step {} train loss {:.4} dev EM {:.2} F1 {:.2} ({:.0}s)",
-            r.epoch, r.global_step, r.train_loss, r.dev.em, r.dev.f1, r.seconds
-        );
-        log.line(r)
-    })?;
-    println!("best dev epoch {}", outcome.best_epoch);
-    ours::write(
-        &c.output_dir.join("model.safetensors"),
-        &model.weights(None)?,
-    )?;
-    if let Some(test) = test {
-        let tw = w.windows(&test);
-        let (answers, scores) = mrc::evaluate(&model, &test, &tw, search, c.train.eval_batch_size)?;
-        println!(
-            "test EM {:.2} F1 {:.2} ({} questions)",
-            scores.em, scores.f1, scores.examples
-        );
-        log.line(&serde_json::json!({"best_epoch": outcome.best_epoch, "test": scores}))?;
-        let map: serde_json::Map<String, serde_json::Value> = test
-            .iter()
-            .zip(answers)
-            .map(|(e, a)| (e.id.clone(), serde_json::Value::String(a)))
-            .collect();
-        atomic_file::write_file(
-            &c.output_dir.join("test_predictions.json"),
-            serde_json::to_string_pretty(&map)?.as_bytes(),
-        )?;
-    }
-    Ok(())
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::classify::{Layout, TsvColumns};
 use crate::mrc::AnswerSearch;
+use crate::step_checkpoints::StepCheckpoints;
 
 /// A fine-tuning task: `nezha finetune classify|ner|mrc`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,7 @@ impl Task {
             max_seq_length,
             do_lower_case,
             threads: 2,
+            save_checkpoints_steps: 1000,
         }
     }
 }
@@ -60,13 +62,20 @@ impl Task {
 pub struct FinetuneConfig {
     pub batch_size: usize,
     pub eval_batch_size: usize,
+    /// Batch of `--do_predict` (`run_classifier.py`'s `predict_batch_size`).
+    pub predict_batch_size: usize,
     pub learning_rate: f64,
-    pub epochs: usize,
+    /// May be fractional, as the reference's `num_train_epochs` float.
+    pub epochs: f64,
     pub warmup_proportion: f64,
     pub max_grad_norm: f64,
     /// Seeds the model's fresh weights (from the command line), the example
     /// order of each epoch and the dropout masks.
     pub seed: u64,
+    /// Weights saved every so many steps while training
+    /// (`--save_checkpoints_steps`); none when `None`.
+    #[serde(skip)]
+    pub checkpoints: Option<StepCheckpoints>,
 }
 
 impl Default for FinetuneConfig {
@@ -74,11 +83,13 @@ impl Default for FinetuneConfig {
         FinetuneConfig {
             batch_size: 32,
             eval_batch_size: 8,
+            predict_batch_size: 8,
             learning_rate: 3e-5,
-            epochs: 3,
+            epochs: 3.0,
             warmup_proportion: 0.1,
             max_grad_norm: 1.0,
             seed: 12345,
+            checkpoints: None,
         }
     }
 }
@@ -91,8 +102,8 @@ impl FinetuneConfig {
     pub fn for_task(task: Task) -> FinetuneConfig {
         let (batch_size, epochs) = match task {
             Task::Classify => return FinetuneConfig::default(),
-            Task::Ner => (16, 10),
-            Task::Mrc => (16, 2),
+            Task::Ner => (16, 10.0),
+            Task::Mrc => (16, 2.0),
         };
         FinetuneConfig {
             batch_size,
@@ -110,6 +121,8 @@ pub struct TaskDefaults {
     pub do_lower_case: bool,
     /// CPU threads for libtorch.
     pub threads: i32,
+    /// `run_classifier.py`'s `save_checkpoints_steps` (0: none).
+    pub save_checkpoints_steps: u64,
 }
 
 /// Classification's own settings: the file layout and, for the layouts with
@@ -168,13 +181,20 @@ mod tests {
                 d.do_lower_case,
             )
         };
-        assert_eq!(row(Task::Classify), (128, 32, 3, true));
-        assert_eq!(row(Task::Ner), (256, 16, 10, true));
-        assert_eq!(row(Task::Mrc), (384, 16, 2, false));
+        assert_eq!(row(Task::Classify), (128, 32, 3.0, true));
+        assert_eq!(row(Task::Ner), (256, 16, 10.0, true));
+        assert_eq!(row(Task::Mrc), (384, 16, 2.0, false));
         for t in Task::ALL {
             let d = t.defaults();
-            assert_eq!(d.threads, 2);
-            assert_eq!((d.train.eval_batch_size, d.train.learning_rate), (8, 3e-5));
+            assert_eq!((d.threads, d.save_checkpoints_steps), (2, 1000));
+            assert_eq!(
+                (
+                    d.train.eval_batch_size,
+                    d.train.predict_batch_size,
+                    d.train.learning_rate
+                ),
+                (8, 8, 3e-5)
+            );
             assert_eq!(
                 (
                     d.train.warmup_proportion,

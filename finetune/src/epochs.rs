@@ -3,7 +3,13 @@
 //! AdamWeightDecay update per batch ([`crate::step`]), dev evaluated after
 //! each epoch, and — as `read_tf_events.py` picks the best dev checkpoint —
 //! the best epoch's weights what the model holds at the end. A task brings
-//! its batch loss and its dev evaluation.
+//! its batch loss and its dev evaluation; without one (`--do_train` without
+//! `--do_eval`) the last weights are kept, as the reference's Estimator
+//! ends with them.
+//!
+//! `epochs` may be fractional, as the reference's `num_train_epochs` float:
+//! the run takes `int(len(train) / batch · epochs)` steps, and its last
+//! epoch stops part way.
 //!
 //! Dropout masks are drawn from libtorch's generator seeded per batch from
 //! the config's seed, so a run is reproducible.
@@ -12,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use nezha_train::optim::{AdamWeightDecay, OptimizerConfig};
+use nezha_train::optim::{AdamWeightDecay, OptimizerConfig, Schedule};
 use serde::Serialize;
 use tch::Tensor;
 
@@ -32,7 +38,9 @@ pub struct EpochReport<D> {
     /// Mean training loss over the epoch's batches.
     pub train_loss: f64,
     pub learning_rate: f64,
-    pub dev: D,
+    /// The dev scores, when the run evaluates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<D>,
     pub seconds: f64,
 }
 
@@ -40,7 +48,7 @@ pub struct EpochReport<D> {
 pub struct Outcome<D> {
     pub epochs: Vec<EpochReport<D>>,
     /// The epoch whose weights the model now holds (best dev score,
-    /// earliest on ties).
+    /// earliest on ties; the last epoch without dev).
     pub best_epoch: usize,
 }
 
@@ -51,27 +59,17 @@ fn batch_seed(seed: u64, batch: u64) -> i64 {
     (z ^ (z >> 31)) as i64
 }
 
-/// Trains on `train` (`what` names its items in errors) with `loss` of a
-/// batch in training mode; after each epoch `evaluate` gives the dev
-/// scores and the number that picks the best epoch, and `on_epoch` sees
-/// the report.
-pub fn fine_tune<T, D>(
-    model: &mut NezhaForFinetuning,
-    train: &[T],
-    what: &str,
-    cfg: &FinetuneConfig,
-    loss: impl Fn(&NezhaForFinetuning, &[&T]) -> Result<Tensor>,
-    evaluate: impl Fn(&NezhaForFinetuning) -> Result<(D, f64)>,
-    mut on_epoch: impl FnMut(&EpochReport<D>) -> Result<()>,
-) -> Result<Outcome<D>> {
+/// Checks that `n` training items (`what`) make a run with `cfg`, before
+/// anything is written: the schedule and the batches per epoch.
+pub fn plan(n: usize, what: &str, cfg: &FinetuneConfig) -> Result<(Schedule, usize)> {
     ensure!(
-        cfg.batch_size > 0 && cfg.epochs > 0,
-        "batch_size and epochs must be positive"
+        cfg.batch_size > 0 && cfg.epochs.is_finite() && cfg.epochs > 0.0,
+        "train_batch_size and num_train_epochs must be positive (num_train_epochs {})",
+        cfg.epochs
     );
     ensure!(
-        train.len() >= cfg.batch_size,
-        "{} {what} do not fill one batch of {}",
-        train.len(),
+        n >= cfg.batch_size,
+        "{n} {what} do not fill one batch of {}",
         cfg.batch_size
     );
     ensure!(
@@ -80,13 +78,41 @@ pub fn fine_tune<T, D>(
         cfg.warmup_proportion
     );
     let (schedule, steps_per_epoch) = crate::step::schedule(
-        train.len(),
+        n,
         cfg.batch_size,
         cfg.epochs,
         cfg.learning_rate,
         cfg.warmup_proportion,
     )?;
+    ensure!(
+        schedule.total_steps > 0,
+        "{n} {what} in batches of {} for {} epoch(s) make no training step",
+        cfg.batch_size,
+        cfg.epochs
+    );
+    Ok((schedule, steps_per_epoch))
+}
+
+/// The dev evaluation of one epoch: the scores and the number that picks
+/// the best epoch.
+pub type Evaluate<'a, D> = &'a dyn Fn(&NezhaForFinetuning) -> Result<(D, f64)>;
+
+/// Trains on `train` (`what` names its items in errors) with `loss` of a
+/// batch in training mode; after each epoch `evaluate`, if given, gives the
+/// dev scores and the number that picks the best epoch, and `on_epoch` sees
+/// the report.
+pub fn fine_tune<T, D>(
+    model: &mut NezhaForFinetuning,
+    train: &[T],
+    what: &str,
+    cfg: &FinetuneConfig,
+    loss: impl Fn(&NezhaForFinetuning, &[&T]) -> Result<Tensor>,
+    evaluate: Option<Evaluate<'_, D>>,
+    mut on_epoch: impl FnMut(&EpochReport<D>) -> Result<()>,
+) -> Result<Outcome<D>> {
+    let (schedule, steps_per_epoch) = plan(train.len(), what, cfg)?;
     let total = schedule.total_steps;
+    let epochs = cfg.epochs.ceil() as usize;
     let bar = crate::step::progress(total);
 
     let params = model.trainable();
@@ -96,10 +122,13 @@ pub fn fine_tune<T, D>(
     let (mut step, mut skipped) = (0u64, 0u64);
     let mut reports = Vec::new();
     let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
-    for epoch in 1..=cfg.epochs {
+    for epoch in 1..=epochs {
+        if step >= total {
+            break;
+        }
         let started = Instant::now();
         shuffle(&mut order, cfg.seed.wrapping_add(epoch as u64));
-        let mut loss_sum = 0.0;
+        let (mut loss_sum, mut epoch_batches) = (0.0, 0usize);
         for b in order.chunks_exact(cfg.batch_size).take(steps_per_epoch) {
             if step >= total {
                 break;
@@ -109,9 +138,11 @@ pub fn fine_tune<T, D>(
             // before on libtorch's global generator.
             tch::manual_seed(batch_seed(cfg.seed, batches));
             batches += 1;
+            epoch_batches += 1;
             let loss = loss(model, &batch)?;
             loss.backward();
             loss_sum += loss.double_value(&[]);
+            let before = step;
             crate::step::apply(
                 &params,
                 &mut optimizer,
@@ -120,19 +151,35 @@ pub fn fine_tune<T, D>(
                 &mut step,
                 &mut skipped,
             )?;
-            crate::step::show(&bar, step, epoch, cfg.epochs, &loss);
+            if step > before {
+                if let Some(c) = &cfg.checkpoints {
+                    bar.suspend(|| c.after_step(model, step))?;
+                }
+            }
+            crate::step::show(&bar, step, epoch, epochs, &loss);
         }
-        let (dev, score) = evaluate(model)?;
+        let (dev, score) = match evaluate {
+            Some(evaluate) => {
+                let (d, s) = evaluate(model)?;
+                (Some(d), s)
+            }
+            // No dev: every epoch outranks the one before, so the last
+            // epoch's weights are kept.
+            None => (None, epoch as f64),
+        };
         let report = EpochReport {
             epoch,
             global_step: step,
             skipped_steps: skipped,
-            train_loss: loss_sum / steps_per_epoch as f64,
+            train_loss: loss_sum / epoch_batches.max(1) as f64,
             learning_rate: schedule.lr(step),
             dev,
             seconds: started.elapsed().as_secs_f64(),
         };
-        if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+        // Without dev the copy is not needed: the weights are the last's.
+        if evaluate.is_none() {
+            best = Some((epoch, score, Vec::new()));
+        } else if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
             let copy = params.iter().map(|(_, p)| p.detach().copy()).collect();
             best = Some((epoch, score, copy));
         }
@@ -140,11 +187,13 @@ pub fn fine_tune<T, D>(
         reports.push(report);
     }
     let (best_epoch, _, weights) = best.expect("at least one epoch ran");
-    tch::no_grad(|| {
-        for ((_, p), w) in params.iter().zip(&weights) {
-            p.shallow_clone().copy_(w);
-        }
-    });
+    if !weights.is_empty() {
+        tch::no_grad(|| {
+            for ((_, p), w) in params.iter().zip(&weights) {
+                p.shallow_clone().copy_(w);
+            }
+        });
+    }
     bar.finish_and_clear();
     Ok(Outcome {
         epochs: reports,

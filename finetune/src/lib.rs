@@ -16,7 +16,10 @@ pub mod model;
 pub mod mrc;
 pub mod ner;
 pub(crate) mod padding;
+pub mod python_json;
+pub mod run_record;
 pub mod step;
+pub mod step_checkpoints;
 pub mod task_file;
 
 pub use config::{FinetuneConfig, Task};

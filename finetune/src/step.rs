@@ -7,17 +7,17 @@ use nezha_train::optim::{clip_global_norm, AdamWeightDecay, Schedule};
 use tch::Tensor;
 
 /// The reference's `num_train_steps = int(len(train) / batch * epochs)`
-/// with `warmup_proportion` of it warming up; also the batches per epoch
-/// (the remainder is dropped).
+/// (`epochs` a float there too) with `warmup_proportion` of it warming up;
+/// also the batches per epoch (the remainder is dropped).
 pub fn schedule(
     examples: usize,
     batch_size: usize,
-    epochs: usize,
+    epochs: f64,
     learning_rate: f64,
     warmup_proportion: f64,
 ) -> Result<(Schedule, usize)> {
     let steps_per_epoch = examples / batch_size;
-    let total = (examples as f64 / batch_size as f64 * epochs as f64) as u64;
+    let total = (examples as f64 / batch_size as f64 * epochs) as u64;
     let warmup = (total as f64 * warmup_proportion) as u64;
     let schedule = Schedule::new(learning_rate, warmup, total);
     schedule.validate().context("learning-rate schedule")?;

@@ -31,11 +31,16 @@ pub struct TaskFile {
     pub init_format: Option<Spanned<String>>,
     pub bert_config_file: Option<String>,
     pub output_dir: Option<String>,
+    pub do_train: Option<bool>,
+    pub do_eval: Option<bool>,
+    pub do_predict: Option<bool>,
     pub max_seq_length: Option<usize>,
     pub train_batch_size: Option<usize>,
     pub eval_batch_size: Option<usize>,
+    pub predict_batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
-    pub num_train_epochs: Option<usize>,
+    pub num_train_epochs: Option<f64>,
+    pub save_checkpoints_steps: Option<u64>,
     pub warmup_proportion: Option<f64>,
     pub do_lower_case: Option<bool>,
     pub seed: Option<u64>,
@@ -47,6 +52,8 @@ pub struct TaskFile {
     pub text_b: Option<Spanned<String>>,
     pub label_column: Option<Spanned<String>>,
     // mrc
+    pub train_file: Option<Spanned<String>>,
+    pub predict_file: Option<Spanned<String>>,
     pub doc_stride: Option<Spanned<usize>>,
     pub max_query_length: Option<Spanned<usize>>,
     pub n_best_size: Option<Spanned<usize>>,
@@ -180,6 +187,14 @@ pub fn load(path: &Path, task: &str) -> Result<Loaded> {
             ("max_query_length", &file.max_query_length),
             ("n_best_size", &file.n_best_size),
             ("max_answer_length", &file.max_answer_length),
+        ] {
+            if let Some(v) = v {
+                return Err(not_for(key, v.span(), "mrc"));
+            }
+        }
+        for (key, v) in [
+            ("train_file", &file.train_file),
+            ("predict_file", &file.predict_file),
         ] {
             if let Some(v) = v {
                 return Err(not_for(key, v.span(), "mrc"));

@@ -14,12 +14,12 @@ fn fine_tuning_is_deterministic_for_a_seed() {
     let cfg = FinetuneConfig {
         batch_size: 8,
         learning_rate: 1e-3,
-        epochs: 1,
+        epochs: 1.0,
         ..FinetuneConfig::default()
     };
     let run = |cfg: &FinetuneConfig| {
         let mut m = model();
-        fine_tune(&mut m, &train, &dev, cfg, |_| Ok(()))
+        fine_tune(&mut m, &train, Some(&dev), cfg, |_| Ok(()))
             .unwrap()
             .epochs[0]
             .clone()
@@ -36,7 +36,7 @@ fn fine_tuning_is_deterministic_for_a_seed() {
 
     let e = format!(
         "{:#}",
-        fine_tune(&mut model(), &train[..4], &dev, &cfg, |_| Ok(())).unwrap_err()
+        fine_tune(&mut model(), &train[..4], Some(&dev), &cfg, |_| Ok(())).unwrap_err()
     );
     assert!(e.contains("do not fill one batch"), "{e}");
 }

@@ -51,18 +51,22 @@ fn xnli_reads_the_reference_paths_skips_the_header_and_renames_contradictory() {
     assert_eq!(train.len(), 6);
     assert_eq!(train[0].text_a, "他在北京工作。");
     assert_eq!(train[0].text_b.as_deref(), Some("他有一份工作。"));
-    assert_eq!(train[0].label, "entailment");
+    assert_eq!(train[0].label.as_deref(), Some("entailment"));
     assert!(
         train[0].origin.ends_with("multinli.train.zh.tsv:2"),
         "{}",
         train[0].origin
     );
-    assert_eq!(train[1].label, "contradiction", "contradictory is renamed");
+    assert_eq!(
+        train[1].label.as_deref(),
+        Some("contradiction"),
+        "contradictory is renamed"
+    );
     let labels = LabelMap::fixed(Layout::Xnli.fixed_labels().unwrap(), &train).unwrap();
     assert_eq!(labels.names, ["contradiction", "entailment", "neutral"]);
     let dev = read(Layout::Xnli, &dir, Part::Dev);
     assert_eq!(dev.len(), 3);
-    assert_eq!(dev[2].label, "neutral");
+    assert_eq!(dev[2].label.as_deref(), Some("neutral"));
     assert_eq!(read(Layout::Xnli, &dir, Part::Test).len(), 2);
 }
 
@@ -73,7 +77,7 @@ fn lcqmc_and_xnli_rows_must_have_three_fields_and_known_labels() {
     assert_eq!(train.len(), 6);
     assert_eq!(train[2].text_a, "大家觉得她好看吗");
     assert_eq!(train[2].text_b.as_deref(), Some("大家觉得跑男好看吗？"));
-    assert_eq!(train[2].label, "0");
+    assert_eq!(train[2].label.as_deref(), Some("0"));
     assert_eq!(Layout::Lcqmc.fixed_labels().unwrap(), ["0", "1"]);
 
     let tmp = tempfile::tempdir().unwrap();
@@ -87,7 +91,7 @@ fn lcqmc_and_xnli_rows_must_have_three_fields_and_known_labels() {
 
     // A label outside the task's fixed list, in training: named with its line.
     let mut t = train.clone();
-    t[4].label = "2".into();
+    t[4].label = Some("2".into());
     let e = err(LabelMap::fixed(vec!["0".into(), "1".into()], &t));
     assert!(e.contains("train.tsv:6: label \"2\""), "{e}");
 }
@@ -98,14 +102,14 @@ fn chnsenti_reads_label_text_with_or_without_a_header() {
     // The reference's own train.tsv: no header.
     let train = read(Layout::Chnsenti, &dir, Part::Train);
     assert_eq!(train.len(), 6);
-    assert_eq!(train[0].label, "1");
+    assert_eq!(train[0].label.as_deref(), Some("1"));
     assert!(train[0].text_a.starts_with("选择珠江花园"));
     assert!(train[0].origin.ends_with("train.tsv:1"));
     assert_eq!(train[0].text_b, None);
     // The distributed files: a `label<TAB>text_a` header, skipped.
     let dev = read(Layout::Chnsenti, &dir, Part::Dev);
     assert_eq!(dev.len(), 2);
-    assert_eq!(dev[0].label, "1");
+    assert_eq!(dev[0].label.as_deref(), Some("1"));
     assert!(dev[0].origin.ends_with("dev.tsv:2"));
     // Labels are the training file's, sorted: the same order on every run.
     assert_eq!(Layout::Chnsenti.fixed_labels(), None);
@@ -113,9 +117,21 @@ fn chnsenti_reads_label_text_with_or_without_a_header() {
 
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("test.tsv");
-    std::fs::write(&bad, "1\t好\n0\n").unwrap();
+    // A row without its label in a labelled file: named with its line.
+    std::fs::write(&bad, "1\t好\n不错\n").unwrap();
     let e = err(Layout::Chnsenti.read(&bad, &cols()));
-    assert!(e.contains("test.tsv:2: 1 fields"), "{e}");
+    assert!(
+        e.contains("test.tsv:2: 1 field(s), but line 1 has 2"),
+        "{e}"
+    );
+    std::fs::write(&bad, "1\t好\tx\n").unwrap();
+    let e = err(Layout::Chnsenti.read(&bad, &cols()));
+    assert!(e.contains("test.tsv:1: 3 fields"), "{e}");
+    // A file without labels: the text alone on each line.
+    std::fs::write(&bad, "text_a\n好\n不错\n").unwrap();
+    let t = Layout::Chnsenti.read(&bad, &cols()).unwrap();
+    assert_eq!((t.len(), t[1].label.as_deref()), (2, None));
+    assert_eq!(t[1].text_a, "不错");
 }
 
 #[test]
@@ -144,7 +160,11 @@ fn jsonl_reads_named_fields_and_names_bad_records() {
     };
     let ex = read_jsonl(&p, &c).unwrap();
     assert_eq!(ex.len(), 2);
-    assert_eq!(ex[0].label, "1", "numbers are labels by their decimal text");
+    assert_eq!(
+        ex[0].label.as_deref(),
+        Some("1"),
+        "numbers are labels by their decimal text"
+    );
     assert_eq!(ex[1].text_b.as_deref(), Some("乙"));
     assert!(ex[1].origin.ends_with("train.jsonl:3"));
     std::fs::write(&p, "{\"q1\": \"甲\", \"y\": 1}\n").unwrap();
@@ -168,7 +188,7 @@ fn pairs_are_encoded_as_convert_single_example() {
     let e = Example {
         text_a: "天气好".into(),
         text_b: Some("下雨".into()),
-        label: "1".into(),
+        label: Some("1".into()),
         origin: "t:1".into(),
     };
     let f = enc.encode(&e, &labels).unwrap();
@@ -246,7 +266,7 @@ fn lcqmc_pairs_run_through_the_model_from_the_command_line() {
         std::fs::read_to_string(out.join("label_list.txt")).unwrap(),
         "0\n1\n"
     );
-    let res = std::fs::read_to_string(out.join("test_results.tsv")).unwrap();
+    let res = std::fs::read_to_string(out.join("test_predictions.tsv")).unwrap();
     let rows: Vec<&str> = res.lines().collect();
     assert_eq!(rows[0], "label\tprediction\ttext_a\ttext_b");
     assert_eq!(rows.len(), 3);

@@ -128,7 +128,9 @@ fn bad_files_name_file_and_line() {
     let e = err(read_tagged(&write(dir.path(), "e.txt", "\n\r\n  \n")));
     assert!(e.contains("e.txt is empty"), "{e}");
     let e = err(read_tagged(&write(dir.path(), "c.txt", "张 B-PER\n三\n")));
-    assert!(e.contains("c.txt:2") && e.contains("char TAG"), "{e}");
+    assert!(e.contains("c.txt:2: no tag, but line 1 has one"), "{e}");
+    let e = err(read_tagged(&write(dir.path(), "c.txt", "张 B-PER x\n")));
+    assert!(e.contains("c.txt:1") && e.contains("char TAG"), "{e}");
     let e = err(read_tagged(&write(dir.path(), "t.txt", "张 O\n三 PER\n")));
     assert!(
         e.contains("t.txt:2") && e.contains("\"PER\" is not a tag"),
@@ -312,15 +314,22 @@ fn a_tiny_model_learns_a_tagging_task_that_needs_context() {
         batch_size: 16,
         eval_batch_size: 32,
         learning_rate: 3e-3,
-        epochs: 6,
+        epochs: 6.0,
         seed: 7,
         ..FinetuneConfig::default()
     };
     let mut seen = Vec::new();
-    let out = fine_tune(&mut model, &tr, &dev.sentences, &dv, &tags, &cfg, |r| {
-        seen.push(r.dev.entity.f1);
-        Ok(())
-    })
+    let out = fine_tune(
+        &mut model,
+        &tr,
+        Some((&dev.sentences, &dv)),
+        &tags,
+        &cfg,
+        |r| {
+            seen.push(r.dev.as_ref().unwrap().entity.f1);
+            Ok(())
+        },
+    )
     .unwrap();
     let (pred, after) = evaluate(&model, &dev.sentences, &dv, &tags, 32).unwrap();
     assert!(before.entity.f1 < 0.3, "{before:?}");

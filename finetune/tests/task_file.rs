@@ -34,7 +34,7 @@ fn the_bundled_example_parses_with_its_paths_beside_it() {
     let t = load(&path, "classify").unwrap();
     assert_eq!(t.task_name, Some(Layout::Tsv));
     assert_eq!(t.file.learning_rate, Some(5e-4));
-    assert_eq!(t.file.num_train_epochs, Some(8));
+    assert_eq!(t.file.num_train_epochs, Some(8.0));
     let vocab = t.path(&t.file.vocab_file).unwrap();
     assert!(
         vocab.exists(),
@@ -177,8 +177,15 @@ fn a_task_file_runs_and_flags_override_it() {
     .unwrap();
     assert_eq!(lines(&out2.join("metrics.jsonl")), 2, "1 epoch, then test");
 
-    // Without --config the three paths are required flags.
-    assert!(Top::try_parse_from(["f", "classify", "--data_dir", "x"]).is_err());
+    // Without --config the paths are required, each named.
+    let e = format!(
+        "{:#}",
+        run(&Top::try_parse_from(["f", "classify", "--data_dir", "x"])
+            .unwrap()
+            .task)
+        .unwrap_err()
+    );
+    assert!(e.contains("give --vocab_file"), "{e}");
 }
 
 #[test]

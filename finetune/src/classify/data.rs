@@ -4,6 +4,11 @@
 //!
 //! Every example remembers where it came from, so that a bad label or a
 //! malformed row is reported with its file and line.
+//!
+//! A file to predict on may come without labels (`--do_predict`): a TSV or
+//! JSON-lines file without the label column or field, a pair layout's rows
+//! of two fields, ChnSentiCorp rows of one. A file is labelled throughout
+//! or not at all.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -15,7 +20,8 @@ use nezha_stages::atomic_file;
 pub struct Example {
     pub text_a: String,
     pub text_b: Option<String>,
-    pub label: String,
+    /// `None` in a file without labels.
+    pub label: Option<String>,
     /// `file:line`, for error messages.
     pub origin: String,
 }
@@ -44,7 +50,8 @@ pub struct TsvColumns {
 
 /// Reads a tab-separated file whose first line names the columns. Quotes
 /// are literal (the reference reads with `quotechar=None`); every row must
-/// have as many fields as the header.
+/// have as many fields as the header. Without the label column in the
+/// header the examples have no label.
 pub fn read_tsv(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
     let text = read_text(path)?;
     let mut lines = text.lines().enumerate();
@@ -60,7 +67,7 @@ pub fn read_tsv(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
     };
     let a = col(&columns.text_a)?;
     let b = columns.text_b.as_deref().map(col).transpose()?;
-    let l = col(&columns.label)?;
+    let l = names.iter().position(|n| *n == columns.label);
     let mut out = Vec::new();
     for (i, line) in lines {
         if line.is_empty() {
@@ -77,12 +84,21 @@ pub fn read_tsv(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
         out.push(Example {
             text_a: fields[a].to_string(),
             text_b: b.map(|b| fields[b].to_string()),
-            label: fields[l].to_string(),
+            label: l.map(|l| fields[l].to_string()),
             origin,
         });
     }
     ensure!(!out.is_empty(), "{}: a header but no rows", path.display());
     Ok(out)
+}
+
+/// Whether every example has a label; else the first without one, as an
+/// error for a task that needs labels (`what`: "--do_train", …).
+pub fn require_labels(examples: &[Example], what: &str) -> Result<()> {
+    if let Some(e) = examples.iter().find(|e| e.label.is_none()) {
+        bail!("{}: no label, and {what} needs a labelled file", e.origin);
+    }
+    Ok(())
 }
 
 /// One text per line, all with `label`; blank lines are skipped.
@@ -96,7 +112,7 @@ pub fn read_lines(path: &Path, label: &str) -> Result<Vec<Example>> {
             (!t.is_empty()).then(|| Example {
                 text_a: t.to_string(),
                 text_b: None,
-                label: label.to_string(),
+                label: Some(label.to_string()),
                 origin: format!("{}:{}", path.display(), i + 1),
             })
         })
@@ -132,12 +148,12 @@ pub fn split(examples: Vec<Example>, dev: f64, test: f64, seed: u64) -> Result<S
         }
     }
     let duplicates = total - unique.len();
-    let mut labels_of: HashMap<(&str, Option<&str>), HashSet<&str>> = HashMap::new();
+    let mut labels_of: HashMap<(&str, Option<&str>), HashSet<Option<&str>>> = HashMap::new();
     for e in &unique {
         labels_of
             .entry((e.text_a.as_str(), e.text_b.as_deref()))
             .or_default()
-            .insert(e.label.as_str());
+            .insert(e.label.as_deref());
     }
     let conflicting: HashSet<(String, Option<String>)> = labels_of
         .iter()
@@ -191,7 +207,10 @@ pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
         "label\ttext_a\n"
     });
     for e in examples {
-        for field in [Some(&e.label), Some(&e.text_a), e.text_b.as_ref()]
+        let Some(label) = &e.label else {
+            bail!("{}: no label to write", e.origin);
+        };
+        for field in [Some(label), Some(&e.text_a), e.text_b.as_ref()]
             .into_iter()
             .flatten()
         {
@@ -201,7 +220,7 @@ pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
                 e.origin
             );
         }
-        out.push_str(&e.label);
+        out.push_str(label);
         out.push('\t');
         out.push_str(&e.text_a);
         if pair {
@@ -215,10 +234,12 @@ pub fn write_tsv(path: &Path, examples: &[Example]) -> Result<()> {
 
 /// Reads a JSON-lines file: one object per line with the text(s) and the
 /// label under the names in `columns`. A label may be a string or a number
-/// (written as its decimal text); blank lines are skipped.
+/// (written as its decimal text); blank lines are skipped. The first record
+/// tells whether the file has labels; every other must agree.
 pub fn read_jsonl(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
     let text = read_text(path)?;
     let mut out = Vec::new();
+    let mut has_labels = None;
     for (i, line) in text.lines().enumerate() {
         if py_strip(line).is_empty() {
             continue;
@@ -240,10 +261,11 @@ pub fn read_jsonl(path: &Path, columns: &TsvColumns) -> Result<Vec<Example>> {
                 None => bail!("{origin}: no field {name:?}"),
             }
         };
+        let labelled = *has_labels.get_or_insert(obj.contains_key(&columns.label));
         out.push(Example {
             text_a: field(&columns.text_a)?,
             text_b: columns.text_b.as_deref().map(field).transpose()?,
-            label: field(&columns.label)?,
+            label: labelled.then(|| field(&columns.label)).transpose()?,
             origin,
         });
     }
@@ -297,6 +319,17 @@ pub enum Part {
 }
 
 impl Layout {
+    /// The `--task_name` that selects the layout.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Tsv => "tsv",
+            Layout::Jsonl => "jsonl",
+            Layout::Xnli => "xnli",
+            Layout::Lcqmc => "lcqmc",
+            Layout::Chnsenti => "chnsenti",
+        }
+    }
+
     /// Where the reference looks for `part` under `data_dir`.
     pub fn path(self, data_dir: &Path, part: Part) -> std::path::PathBuf {
         let name = match part {
@@ -347,10 +380,12 @@ impl Layout {
 }
 
 /// The reference's pair layouts: a header line (skipped), then exactly
-/// three tab-separated fields per row: text_a, text_b, label.
+/// three tab-separated fields per row: text_a, text_b, label; or, in a file
+/// without labels, two in every row.
 fn read_positional(path: &Path, label_of: impl Fn(&str) -> &str) -> Result<Vec<Example>> {
     let text = read_text(path)?;
     let mut out = Vec::new();
+    let mut width = None;
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.is_empty() {
             continue;
@@ -358,14 +393,22 @@ fn read_positional(path: &Path, label_of: impl Fn(&str) -> &str) -> Result<Vec<E
         let origin = format!("{}:{}", path.display(), i + 1);
         let fields: Vec<&str> = line.split('\t').collect();
         ensure!(
-            fields.len() == 3,
-            "{origin}: {} fields, this layout has 3 (text_a, text_b, label)",
+            matches!(fields.len(), 2 | 3),
+            "{origin}: {} fields, this layout has 3 (text_a, text_b, label), or 2 without labels",
             fields.len()
+        );
+        let w = *width.get_or_insert((fields.len(), i + 1));
+        ensure!(
+            fields.len() == w.0,
+            "{origin}: {} fields, but line {} has {}: a file is labelled throughout or not at all",
+            fields.len(),
+            w.1,
+            w.0
         );
         out.push(Example {
             text_a: fields[0].to_string(),
             text_b: Some(fields[1].to_string()),
-            label: label_of(fields[2]).to_string(),
+            label: fields.get(2).map(|l| label_of(l).to_string()),
             origin,
         });
     }
@@ -375,29 +418,43 @@ fn read_positional(path: &Path, label_of: impl Fn(&str) -> &str) -> Result<Vec<E
 
 /// ChnSentiCorp: `label<TAB>text` per line, an optional `label<TAB>text_a`
 /// header, surrounding whitespace stripped as the reference's
-/// `line.strip()`.
+/// `line.strip()`; in a file without labels, the text alone on every line
+/// (an optional `text_a` header).
 fn read_chnsenti(path: &Path) -> Result<Vec<Example>> {
     let text = read_text(path)?;
     let mut out = Vec::new();
+    let mut width = None;
     for (i, line) in text.lines().enumerate() {
         let line = py_strip(line);
         if line.is_empty() {
             continue;
         }
         let fields: Vec<&str> = line.split('\t').collect();
-        if i == 0 && fields.first() == Some(&"label") {
+        if i == 0 && matches!(fields[..], ["label", _] | ["text_a"]) {
             continue;
         }
         let origin = format!("{}:{}", path.display(), i + 1);
         ensure!(
-            fields.len() == 2,
-            "{origin}: {} fields, ChnSentiCorp rows are label<TAB>text",
+            matches!(fields.len(), 1 | 2),
+            "{origin}: {} fields, ChnSentiCorp rows are label<TAB>text, or the text alone without labels",
             fields.len()
         );
+        let w = *width.get_or_insert((fields.len(), i + 1));
+        ensure!(
+            fields.len() == w.0,
+            "{origin}: {} field(s), but line {} has {}: a file is labelled throughout or not at all",
+            fields.len(),
+            w.1,
+            w.0
+        );
+        let (label, text) = match fields[..] {
+            [label, text] => (Some(label.to_string()), text),
+            _ => (None, fields[0]),
+        };
         out.push(Example {
-            text_a: fields[1].to_string(),
+            text_a: text.to_string(),
             text_b: None,
-            label: fields[0].to_string(),
+            label,
             origin,
         });
     }

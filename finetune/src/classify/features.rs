@@ -24,7 +24,8 @@ pub struct LabelMap {
 impl LabelMap {
     /// The sorted distinct labels of the training examples.
     pub fn from_training(examples: &[Example]) -> Result<LabelMap> {
-        let mut names: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+        super::data::require_labels(examples, "training")?;
+        let mut names: Vec<String> = examples.iter().flat_map(|e| e.label.clone()).collect();
         names.sort();
         names.dedup();
         ensure!(
@@ -38,14 +39,17 @@ impl LabelMap {
     /// A label list a task fixes (XNLI, LCQMC), in the reference's order;
     /// the training data must then use only these labels.
     pub fn fixed(names: Vec<String>, training: &[Example]) -> Result<LabelMap> {
+        super::data::require_labels(training, "training")?;
         let map = LabelMap { names };
-        if let Some(e) = training.iter().find(|e| map.id(&e.label).is_none()) {
-            bail!(
-                "{}: label {:?} is not one of the task's labels {:?}",
-                e.origin,
-                e.label,
-                map.names
-            );
+        for e in training {
+            let label = e.label.as_deref().unwrap_or_default();
+            if map.id(label).is_none() {
+                bail!(
+                    "{}: label {label:?} is not one of the task's labels {:?}",
+                    e.origin,
+                    map.names
+                );
+            }
         }
         Ok(map)
     }
@@ -69,6 +73,14 @@ pub struct Features {
     pub input_ids: Vec<i64>,
     pub segment_ids: Vec<i64>,
     pub label: usize,
+}
+
+/// One example's model inputs alone (an example to predict may have no
+/// label), unpadded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inputs {
+    pub input_ids: Vec<i64>,
+    pub segment_ids: Vec<i64>,
 }
 
 /// Tokenizes and encodes examples for the classifier.
@@ -103,17 +115,32 @@ impl Encoder {
             .collect()
     }
 
-    /// Encodes one example; an unknown label is an error naming the
-    /// example's file and line.
+    /// Encodes one example; a missing or unknown label is an error naming
+    /// the example's file and line.
     pub fn encode(&self, e: &Example, labels: &LabelMap) -> Result<Features> {
-        let Some(label) = labels.id(&e.label) else {
+        let Some(name) = &e.label else {
+            bail!("{}: no label (the file has none)", e.origin);
+        };
+        let Some(label) = labels.id(name) else {
             bail!(
-                "{}: label {:?} never occurs in the training data (labels: {:?})",
+                "{}: label {name:?} never occurs in the training data (labels: {:?})",
                 e.origin,
-                e.label,
                 labels.names
             );
         };
+        let Inputs {
+            input_ids,
+            segment_ids,
+        } = self.inputs(e);
+        Ok(Features {
+            input_ids,
+            segment_ids,
+            label,
+        })
+    }
+
+    /// The model inputs of one example, its label aside.
+    pub fn inputs(&self, e: &Example) -> Inputs {
         let mut a = self.ids(&e.text_a);
         // The reference's `if tokens_b:`: a second text with no tokens
         // makes a single-sentence input.
@@ -136,11 +163,10 @@ impl Encoder {
             input_ids.push(self.sep);
             segment_ids.resize(input_ids.len(), 1);
         }
-        Ok(Features {
+        Inputs {
             input_ids,
             segment_ids,
-            label,
-        })
+        }
     }
 
     pub fn encode_all(&self, examples: &[Example], labels: &LabelMap) -> Result<Vec<Features>> {
@@ -177,7 +203,7 @@ mod tests {
         let ex = |l: &str| Example {
             text_a: "x".into(),
             text_b: None,
-            label: l.into(),
+            label: Some(l.into()),
             origin: "t:1".into(),
         };
         let m = LabelMap::from_training(&[ex("pos"), ex("neg"), ex("pos")]).unwrap();

@@ -99,23 +99,35 @@ pub fn evaluate(
     Ok((pred, scores))
 }
 
-/// Fine-tunes `model` on `train`, evaluating `dev` after each epoch;
-/// `on_epoch` sees each report as it is made (for logs and progress). On
-/// return the model holds the best epoch's weights.
+/// Fine-tunes `model` on `train`, evaluating `dev` (if given) after each
+/// epoch; `on_epoch` sees each report as it is made (for logs and
+/// progress). On return the model holds the best epoch's weights (the last
+/// epoch's without dev).
 pub fn fine_tune(
     model: &mut NezhaForFinetuning,
     train: &[Features],
-    dev: &[Features],
+    dev: Option<&[Features]>,
     cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Outcome> {
     let k = model.architecture.num_labels().unwrap_or(0) as usize;
-    if let Some(bad) = train.iter().chain(dev).find(|f| f.label >= k) {
+    if let Some(bad) = train
+        .iter()
+        .chain(dev.unwrap_or_default())
+        .find(|f| f.label >= k)
+    {
         anyhow::bail!(
             "label id {} is outside the classifier's {k} labels",
             bad.label
         );
     }
+    let on_dev = dev.map(|dev| {
+        move |model: &NezhaForFinetuning| {
+            let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
+            let accuracy = scores.accuracy;
+            Ok((scores, accuracy))
+        }
+    });
     crate::epochs::fine_tune(
         model,
         train,
@@ -128,11 +140,9 @@ pub fn fine_tune(
                 &t.3,
             ))
         },
-        |model| {
-            let (_, scores) = evaluate(model, dev, cfg.eval_batch_size)?;
-            let accuracy = scores.accuracy;
-            Ok((scores, accuracy))
-        },
+        on_dev
+            .as_ref()
+            .map(|f| f as crate::epochs::Evaluate<'_, Scores>),
         &mut on_epoch,
     )
 }

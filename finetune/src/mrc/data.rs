@@ -6,7 +6,9 @@
 //! occurrence of the first answer's text in the context (`answer_start` is
 //! not trusted); a question whose answer text is not in its context is
 //! skipped, counted and reported with its record index, as Google's
-//! `run_squad.py` skips answers it cannot find.
+//! `run_squad.py` skips answers it cannot find. A file to predict on may
+//! leave `answers` out (or empty): its questions have no answer to train
+//! on or score against.
 
 use std::path::Path;
 
@@ -74,7 +76,12 @@ pub fn read_squad(path: &Path) -> Result<MrcFile> {
                     _ => bail!("{at}.id: not a string (not SQuAD-shaped)"),
                 };
                 let question = text(qa, "question", &at)?.to_string();
-                let answers = list(qa, "answers", &at)?
+                let none = Vec::new();
+                let given = match qa.get("answers") {
+                    None => &none,
+                    Some(_) => list(qa, "answers", &at)?,
+                };
+                let answers = given
                     .iter()
                     .enumerate()
                     .map(|(a, v)| {

@@ -6,11 +6,15 @@
 pub mod data;
 pub mod metric;
 pub mod nbest;
+pub mod predictions;
+pub mod run;
 pub mod train;
 pub mod windows;
 
 pub use data::{read_squad, MrcExample, MrcFile};
 pub use metric::{em_f1, exact_match, f1};
 pub use nbest::{n_best, Candidate};
-pub use train::{evaluate, fine_tune, AnswerSearch, MrcEpochReport, MrcOutcome, MrcScores};
+pub use train::{
+    evaluate, fine_tune, predict, AnswerSearch, MrcEpochReport, MrcOutcome, MrcScores,
+};
 pub use windows::{span_text, words, Window, Windower};

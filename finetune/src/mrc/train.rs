@@ -13,7 +13,7 @@ use tch::{Device, Tensor};
 
 use super::data::MrcExample;
 use super::metric::em_f1;
-use super::nbest::n_best;
+use super::nbest::{n_best, Candidate};
 use super::windows::Window;
 use crate::config::FinetuneConfig;
 use crate::heads::question_answering::span_loss;
@@ -77,15 +77,16 @@ fn logits(model: &NezhaForFinetuning, b: &[Tensor; 6], mode: Mode) -> Result<(Te
     }
 }
 
-/// The best answer of every example and the CMRC scores (eval mode).
-pub fn evaluate(
+/// The n-best answers of every example, best first (eval mode); the
+/// examples need no answers.
+pub fn predict(
     model: &NezhaForFinetuning,
     examples: &[MrcExample],
     windows: &[Window],
     search: AnswerSearch,
     batch_size: usize,
-) -> Result<(Vec<String>, MrcScores)> {
-    ensure!(!examples.is_empty(), "nothing to evaluate");
+) -> Result<Vec<Vec<Candidate>>> {
+    ensure!(!examples.is_empty(), "nothing to predict");
     ensure!(batch_size > 0, "batch size must be positive");
     let mut rows: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(windows.len());
     tch::no_grad(|| -> Result<()> {
@@ -104,22 +105,38 @@ pub fn evaluate(
         }
         Ok(())
     })?;
-    let mut answers = Vec::with_capacity(examples.len());
+    let mut out = Vec::with_capacity(examples.len());
     for (k, e) in examples.iter().enumerate() {
         let idx: Vec<usize> = (0..windows.len())
             .filter(|&i| windows[i].example == k)
             .collect();
         let ws: Vec<&Window> = idx.iter().map(|&i| &windows[i]).collect();
         let ls: Vec<(Vec<f32>, Vec<f32>)> = idx.iter().map(|&i| rows[i].clone()).collect();
-        let best = n_best(
+        out.push(n_best(
             &e.context,
             &ws,
             &ls,
             search.n_best_size,
             search.max_answer_length,
-        );
-        answers.push(best[0].text.clone());
+        ));
     }
+    Ok(out)
+}
+
+/// The best answer of every example and the CMRC scores (eval mode); the
+/// examples must have answers.
+pub fn evaluate(
+    model: &NezhaForFinetuning,
+    examples: &[MrcExample],
+    windows: &[Window],
+    search: AnswerSearch,
+    batch_size: usize,
+) -> Result<(Vec<String>, MrcScores)> {
+    if let Some(e) = examples.iter().find(|e| e.answers.is_empty()) {
+        anyhow::bail!("{}: no answers, and evaluation needs them", e.origin);
+    }
+    let nbest = predict(model, examples, windows, search, batch_size)?;
+    let answers: Vec<String> = nbest.into_iter().map(|n| n[0].text.clone()).collect();
     let gold: Vec<Vec<String>> = examples.iter().map(|e| e.answers.clone()).collect();
     let pred: Vec<Option<String>> = answers.iter().cloned().map(Some).collect();
     let (em, f1) = em_f1(&gold, &pred)?;
@@ -133,16 +150,24 @@ pub fn evaluate(
     ))
 }
 
-/// Fine-tunes `model` on the training windows, answering `dev` after each
-/// epoch; on return the model holds the best epoch's weights.
+/// Fine-tunes `model` on the training windows, answering `dev` (if given)
+/// after each epoch; on return the model holds the best epoch's weights
+/// (the last epoch's without dev).
 pub fn fine_tune(
     model: &mut NezhaForFinetuning,
     train: &[Window],
-    dev: (&[MrcExample], &[Window]),
+    dev: Option<(&[MrcExample], &[Window])>,
     search: AnswerSearch,
     cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&MrcEpochReport) -> Result<()>,
 ) -> Result<MrcOutcome> {
+    let on_dev = dev.map(|(examples, windows)| {
+        move |model: &NezhaForFinetuning| {
+            let (_, scores) = evaluate(model, examples, windows, search, cfg.eval_batch_size)?;
+            let f1 = scores.f1;
+            Ok((scores, f1))
+        }
+    });
     crate::epochs::fine_tune(
         model,
         train,
@@ -153,11 +178,9 @@ pub fn fine_tune(
             let (s, e) = logits(model, &t, Mode::train())?;
             Ok(span_loss(&s, &e, &t[4], &t[5]))
         },
-        |model| {
-            let (_, scores) = evaluate(model, dev.0, dev.1, search, cfg.eval_batch_size)?;
-            let f1 = scores.f1;
-            Ok((scores, f1))
-        },
+        on_dev
+            .as_ref()
+            .map(|f| f as crate::epochs::Evaluate<'_, MrcScores>),
         &mut on_epoch,
     )
 }

@@ -8,6 +8,10 @@
 //! reported with its file and line. The reference checks nothing and trains
 //! on them as they are.
 //!
+//! A file to predict on may have no tags: one character per line, nothing
+//! after it (then [`Sentence::tags`] is empty). A file is tagged throughout
+//! or not at all.
+//!
 //! Unlike the reference, which flushes a sentence only at a blank line after
 //! "。" and drops a trailing unflushed one, every blank line ends a sentence
 //! and the last sentence is kept: the files' own sentence boundaries are
@@ -25,6 +29,7 @@ pub type TagSentences = Vec<Vec<String>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sentence {
     pub chars: Vec<String>,
+    /// One per character; empty in a file without tags.
     pub tags: Vec<String>,
     /// `file:line` of the sentence's first character, for error messages.
     pub origin: String,
@@ -33,6 +38,11 @@ pub struct Sentence {
 }
 
 impl Sentence {
+    /// Whether the sentence has its tags.
+    pub fn is_tagged(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
     /// `file:line` of character `i`.
     pub fn at(&self, i: usize) -> String {
         let file = self
@@ -130,16 +140,18 @@ fn first_span_problem(tags: &[String], scheme: Scheme) -> Option<(usize, String)
     }
 }
 
-fn line_tag(line: &str) -> Option<(&str, &str)> {
+/// `char TAG`, or `char` alone (a file without tags).
+fn line_tag(line: &str) -> Option<(&str, Option<&str>)> {
     let mut parts = line.split_whitespace();
-    let (c, t) = (parts.next()?, parts.next()?);
+    let (c, t) = (parts.next()?, parts.next());
     parts.next().is_none().then_some((c, t))
 }
 
-/// Reads a tagged file. Errors (with file and line) on an unreadable or
-/// empty file, a line that is not `char TAG`, a tag that is neither `O` nor
-/// `P-TYPE`, and a file mixing `I-` with `M-`/`E-`/`S-`; sentences with a
-/// malformed span are skipped and reported in [`TaggedFile::skipped`].
+/// Reads a tagged file, or one without tags. Errors (with file and line) on
+/// an unreadable or empty file, a line that is neither `char TAG` nor
+/// `char`, a file with both, a tag that is neither `O` nor `P-TYPE`, and a
+/// file mixing `I-` with `M-`/`E-`/`S-`; sentences with a malformed span
+/// are skipped and reported in [`TaggedFile::skipped`].
 pub fn read_tagged(path: &Path) -> Result<TaggedFile> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8(bytes)
@@ -148,6 +160,8 @@ pub fn read_tagged(path: &Path) -> Result<TaggedFile> {
     let mut raw: Vec<Sentence> = Vec::new();
     let mut cur: Option<Sentence> = None;
     let (mut bio, mut bmes) = (None::<usize>, None::<usize>);
+    // Whether the file has tags, and the line that said so.
+    let mut tagged: Option<(bool, usize)> = None;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let line = line.trim_end_matches('\r');
@@ -156,8 +170,26 @@ pub fn read_tagged(path: &Path) -> Result<TaggedFile> {
             continue;
         }
         let Some((c, t)) = line_tag(line) else {
-            bail!("{name}:{n}: expected \"char TAG\", found {line:?}");
+            bail!("{name}:{n}: expected \"char TAG\" (or \"char\" without tags), found {line:?}");
         };
+        let (has, first) = *tagged.get_or_insert((t.is_some(), n));
+        if has != t.is_some() {
+            bail!(
+                "{name}:{n}: {}, but line {first} {}: a file is tagged throughout or not at all",
+                if has { "no tag" } else { "a tag" },
+                if has { "has one" } else { "has none" }
+            );
+        }
+        let s = cur.get_or_insert_with(|| Sentence {
+            chars: Vec::new(),
+            tags: Vec::new(),
+            origin: format!("{name}:{n}"),
+            lines: Vec::new(),
+        });
+        s.chars.push(c.to_string());
+        s.lines.push(n);
+        let Some(t) = t else { continue };
+        s.tags.push(t.to_string());
         match parse_tag(t) {
             None if t != "O" => bail!("{name}:{n}: {t:?} is not a tag (O or B-/I-/M-/E-/S-TYPE)"),
             Some(('I', _)) => {
@@ -168,15 +200,6 @@ pub fn read_tagged(path: &Path) -> Result<TaggedFile> {
             }
             _ => {}
         }
-        let s = cur.get_or_insert_with(|| Sentence {
-            chars: Vec::new(),
-            tags: Vec::new(),
-            origin: format!("{name}:{n}"),
-            lines: Vec::new(),
-        });
-        s.chars.push(c.to_string());
-        s.tags.push(t.to_string());
-        s.lines.push(n);
     }
     raw.extend(cur);
     ensure!(!raw.is_empty(), "{name} is empty");
@@ -211,7 +234,8 @@ pub fn read_tagged(path: &Path) -> Result<TaggedFile> {
 }
 
 /// Writes sentences as `char gold predicted` lines, a blank line after each
-/// sentence (conlleval's layout), atomically.
+/// sentence (conlleval's layout), atomically; sentences without tags as
+/// `char predicted`, one tag per character.
 pub fn write_predictions(
     path: &Path,
     sentences: &[Sentence],
@@ -226,14 +250,17 @@ pub fn write_predictions(
     let mut out = String::new();
     for (s, p) in sentences.iter().zip(predicted) {
         ensure!(
-            s.tags.len() == p.len(),
-            "{}: {} tags but {} predicted",
+            s.chars.len() == p.len(),
+            "{}: {} characters but {} predicted",
             s.origin,
-            s.tags.len(),
+            s.chars.len(),
             p.len()
         );
-        for ((c, g), p) in s.chars.iter().zip(&s.tags).zip(p) {
-            out.push_str(&format!("{c} {g} {p}\n"));
+        for (i, (c, p)) in s.chars.iter().zip(p).enumerate() {
+            match s.tags.get(i) {
+                Some(g) => out.push_str(&format!("{c} {g} {p}\n")),
+                None => out.push_str(&format!("{c} {p}\n")),
+            }
         }
         out.push('\n');
     }

@@ -17,6 +17,7 @@ use nezha_stages::vocab::Vocab;
 use nezha_stages::wordpiece::WordPiece;
 
 use super::data::Sentence;
+use crate::heads::token_classification::IGNORE_LABEL;
 
 /// The tags the model predicts that are not the data's.
 pub const SPECIAL_TAGS: [&str; 3] = ["X", "[CLS]", "[SEP]"];
@@ -33,6 +34,9 @@ impl TagMap {
     pub fn from_training(train: &[Sentence]) -> Result<TagMap> {
         let mut names: Vec<String> = Vec::new();
         for s in train {
+            if !s.is_tagged() {
+                bail!("{}: no tags, and training needs a tagged file", s.origin);
+            }
             for (i, t) in s.tags.iter().enumerate() {
                 if SPECIAL_TAGS.contains(&t.as_str()) {
                     bail!("{}: the tag {t:?} is reserved", s.at(i));
@@ -123,15 +127,24 @@ impl TagEncoder {
     }
 
     /// Encodes a sentence; a tag training never saw is an error naming its
-    /// file and line.
+    /// file and line. A sentence without tags gets [`IGNORE_LABEL`] at
+    /// every position: no loss, nothing to score.
     pub fn encode(&self, s: &Sentence, tags: &TagMap) -> Result<TagFeatures> {
-        let id = |t: &str| tags.id(t).map(|i| i as i64);
+        let tagged = s.is_tagged();
+        let id = |t: &str| {
+            if tagged {
+                tags.id(t).map(|i| i as i64)
+            } else {
+                Some(IGNORE_LABEL)
+            }
+        };
         let x = id("X").context("the tag map has no X")?;
         let mut input_ids = vec![self.cls];
         let mut tag_ids = vec![id("[CLS]").context("the tag map has no [CLS]")?];
         let mut first_piece = Vec::with_capacity(s.chars.len());
         let room = self.max_seq_length - 1;
-        for (i, (c, t)) in s.chars.iter().zip(&s.tags).enumerate() {
+        for (i, c) in s.chars.iter().enumerate() {
+            let t = s.tags.get(i).map_or("", String::as_str);
             let Some(tag) = id(t) else {
                 bail!(
                     "{}: tag {t:?} never occurs in the training data (tags: {:?})",

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod features;
+pub mod run;
 pub mod token_metric;
 pub mod train;
 
@@ -13,4 +14,4 @@ pub use data::{
 };
 pub use features::{char_tags, TagEncoder, TagFeatures, TagMap, SPECIAL_TAGS};
 pub use token_metric::{token_scores, TokenScores};
-pub use train::{evaluate, fine_tune, NerEpochReport, NerOutcome, NerScores};
+pub use train::{evaluate, fine_tune, predict, NerEpochReport, NerOutcome, NerScores};

@@ -69,6 +69,43 @@ fn logits(
     }
 }
 
+/// Predicted per-character tags of every sentence, which may have no tags
+/// (eval mode).
+pub fn predict(
+    model: &NezhaForFinetuning,
+    sentences: &[Sentence],
+    data: &[TagFeatures],
+    tags: &TagMap,
+    batch_size: usize,
+) -> Result<Vec<Vec<String>>> {
+    ensure!(!data.is_empty(), "nothing to predict");
+    ensure!(
+        sentences.len() == data.len(),
+        "{} sentences but {} encoded",
+        sentences.len(),
+        data.len()
+    );
+    ensure!(batch_size > 0, "batch size must be positive");
+    let mut out = Vec::with_capacity(data.len());
+    tch::no_grad(|| -> Result<()> {
+        for (k, chunk) in data.chunks(batch_size).enumerate() {
+            let refs: Vec<&TagFeatures> = chunk.iter().collect();
+            let b = batch_tensors(&refs, model.device());
+            let p = logits(model, &b, Mode::eval())?
+                .argmax(-1, false)
+                .to_device(Device::Cpu);
+            for (j, f) in chunk.iter().enumerate() {
+                let row: Vec<i64> =
+                    Vec::try_from(p.get(j as i64).narrow(0, 0, f.input_ids.len() as i64))?;
+                let s = &sentences[k * batch_size + j];
+                out.push(char_tags(f, s.chars.len(), &row, tags));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Predicted per-character tags of every sentence, and the scores.
 pub fn evaluate(
     model: &NezhaForFinetuning,
@@ -85,6 +122,9 @@ pub fn evaluate(
         data.len()
     );
     ensure!(batch_size > 0, "batch size must be positive");
+    if let Some(s) = sentences.iter().find(|s| !s.is_tagged()) {
+        anyhow::bail!("{}: no tags, and evaluation needs a tagged file", s.origin);
+    }
     let mut pred_tags = Vec::with_capacity(data.len());
     let (mut gold_ids, mut pred_ids) = (Vec::new(), Vec::new());
     let (mut loss_sum, mut positions) = (0.0, 0usize);
@@ -122,14 +162,13 @@ pub fn evaluate(
     Ok((pred_tags, scores))
 }
 
-/// Fine-tunes `model` on `train`, evaluating `dev` after each epoch; on
-/// return the model holds the best epoch's weights.
-#[allow(clippy::too_many_arguments)]
+/// Fine-tunes `model` on `train`, evaluating `dev` (sentences and their
+/// features, if given) after each epoch; on return the model holds the best
+/// epoch's weights (the last epoch's without dev).
 pub fn fine_tune(
     model: &mut NezhaForFinetuning,
     train: &[TagFeatures],
-    dev_sentences: &[Sentence],
-    dev: &[TagFeatures],
+    dev: Option<(&[Sentence], &[TagFeatures])>,
     tags: &TagMap,
     cfg: &FinetuneConfig,
     mut on_epoch: impl FnMut(&NerEpochReport) -> Result<()>,
@@ -140,6 +179,13 @@ pub fn fine_tune(
         "the model tags {k} labels, the data {}",
         tags.len()
     );
+    let on_dev = dev.map(|(sentences, dev)| {
+        move |model: &NezhaForFinetuning| {
+            let (_, scores) = evaluate(model, sentences, dev, tags, cfg.eval_batch_size)?;
+            let f1 = scores.entity.f1;
+            Ok((scores, f1))
+        }
+    });
     crate::epochs::fine_tune(
         model,
         train,
@@ -149,11 +195,9 @@ pub fn fine_tune(
             let t = batch_tensors(batch, model.device());
             Ok(token_loss_mean(&logits(model, &t, Mode::train())?, &t.3))
         },
-        |model| {
-            let (_, scores) = evaluate(model, dev_sentences, dev, tags, cfg.eval_batch_size)?;
-            let f1 = scores.entity.f1;
-            Ok((scores, f1))
-        },
+        on_dev
+            .as_ref()
+            .map(|f| f as crate::epochs::Evaluate<'_, NerScores>),
         &mut on_epoch,
     )
 }
