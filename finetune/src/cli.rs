@@ -164,9 +164,18 @@ pub struct CommonArgs {
     pub save_checkpoints_steps: Option<u64>,
     #[arg(long, help = with_default("", |d| d.train.seed.to_string()))]
     pub seed: Option<u64>,
+    /// cpu, cuda (device 0) or cuda:N; refused when libtorch cannot see
+    /// the device. Default: cpu.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// auto (bf16 on CUDA, fp32 on the CPU), fp32, bf16 or fp16 (dynamic
+    /// loss scaling) for training's matrix products; weights, gradients and
+    /// optimizer state stay f32, evaluation and prediction run in f32.
+    #[arg(long)]
+    pub precision: Option<String>,
     #[arg(
         long,
-        help = with_default("CPU threads for libtorch.", |d| d.threads.to_string())
+        help = with_default("CPU threads for libtorch (the CPU only).", |d| d.threads.to_string())
     )]
     pub threads: Option<i32>,
     /// Without --do_* flags: skip predicting test even if the test file
@@ -233,7 +242,9 @@ pub struct Common {
     /// Batch sizes, learning rate, epochs, warmup and seed.
     pub train: FinetuneConfig,
     pub save_checkpoints_steps: u64,
-    pub threads: i32,
+    /// The device to compute on, and libtorch's CPU threads there.
+    pub device: Device,
+    pub threads: Option<i32>,
 }
 
 impl Common {
@@ -269,6 +280,14 @@ impl CommonArgs {
                 .with_context(|| origin(key))
         };
         let d = task.defaults();
+        // First, so that a device that is not there is refused before any
+        // file is read.
+        let placement = crate::placement::resolve(
+            self.device.as_deref().or(f.device.as_deref()),
+            self.precision.as_deref().or(f.precision.as_deref()),
+            self.threads.or(f.threads),
+            d.threads,
+        )?;
         let init_checkpoint = self
             .init_checkpoint
             .clone()
@@ -364,6 +383,7 @@ impl CommonArgs {
                     d.train.warmup_proportion,
                 ),
                 seed: setting(self.seed, f.seed, d.train.seed),
+                precision: placement.precision,
                 ..d.train
             },
             save_checkpoints_steps: setting(
@@ -371,7 +391,8 @@ impl CommonArgs {
                 f.save_checkpoints_steps,
                 d.save_checkpoints_steps,
             ),
-            threads: setting(self.threads, f.threads, d.threads),
+            device: placement.device,
+            threads: placement.threads,
         };
 
         Ok((common, loaded))
@@ -561,7 +582,7 @@ pub(crate) fn build_model(
     tch::manual_seed(c.train.seed as i64);
     match init {
         Some(w) => {
-            let mut m = NezhaForFinetuning::new(&w.config, arch, Device::Cpu)?;
+            let mut m = NezhaForFinetuning::new(&w.config, arch, c.device)?;
             let report = m.load(w)?;
             println!(
                 "initialised from {}; fresh: {:?}; unused: {:?}",
@@ -580,14 +601,16 @@ pub(crate) fn build_model(
             };
             let cfg = NezhaConfig::from_json_file(path)?;
             println!("no --init_checkpoint: random weights");
-            NezhaForFinetuning::new(&cfg, arch, Device::Cpu)
+            NezhaForFinetuning::new(&cfg, arch, c.device)
         }
     }
 }
 
 /// The vocabulary, and libtorch's thread count set.
 pub(crate) fn vocab(c: &Common) -> Result<Arc<Vocab>> {
-    tch::set_num_threads(c.threads);
+    if let Some(n) = c.threads {
+        tch::set_num_threads(n);
+    }
     Ok(Arc::new(Vocab::load(&c.vocab_file).with_context(|| {
         format!("reading the vocabulary {}", c.vocab_file.display())
     })?))

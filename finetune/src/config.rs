@@ -12,6 +12,7 @@
 //! flags with the paper's Table 3 CMRC batch, length and epochs
 //! (arXiv 1909.00204) for reading comprehension.
 
+use nezha_train::trainer::Precision;
 use serde::Serialize;
 
 use crate::classify::{Layout, TsvColumns};
@@ -72,6 +73,9 @@ pub struct FinetuneConfig {
     /// Seeds the model's fresh weights (from the command line), the example
     /// order of each epoch and the dropout masks.
     pub seed: u64,
+    /// The matrix products' precision while training (weights, gradients
+    /// and optimizer state stay f32; evaluation and prediction run in f32).
+    pub precision: Precision,
     /// Weights saved every so many steps while training
     /// (`--save_checkpoints_steps`); none when `None`.
     #[serde(skip)]
@@ -89,6 +93,7 @@ impl Default for FinetuneConfig {
             warmup_proportion: 0.1,
             max_grad_norm: 1.0,
             seed: 12345,
+            precision: Precision::Fp32,
             checkpoints: None,
         }
     }

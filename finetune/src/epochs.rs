@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use nezha_train::optim::{AdamWeightDecay, OptimizerConfig, Schedule};
+use nezha_train::model::Mode;
+use nezha_train::optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+use nezha_train::trainer::loss_scale::LossScaler;
+use nezha_train::trainer::{LossScaleConfig, Precision};
 use serde::Serialize;
 use tch::Tensor;
 
@@ -97,8 +100,20 @@ pub fn plan(n: usize, what: &str, cfg: &FinetuneConfig) -> Result<(Schedule, usi
 /// the best epoch.
 pub type Evaluate<'a, D> = &'a dyn Fn(&NezhaForFinetuning) -> Result<(D, f64)>;
 
+/// fp16's dynamic loss scale: the trainer's (`ExponentialUpdateLossScaleManager`'s
+/// growth and backoff) from 2^16, PyTorch `GradScaler`'s start, since a
+/// fine-tuning run is too short to spend the dozens of skipped steps that
+/// halving down from the pretraining default 2^32 takes.
+pub fn fp16_loss_scale() -> LossScaleConfig {
+    LossScaleConfig {
+        initial: 65536.0,
+        ..LossScaleConfig::default()
+    }
+}
+
 /// Trains on `train` (`what` names its items in errors) with `loss` of a
-/// batch in training mode; after each epoch `evaluate`, if given, gives the
+/// batch in training mode (dropout on, `cfg.precision`'s matrix
+/// products); after each epoch `evaluate`, if given, gives the
 /// dev scores and the number that picks the best epoch, and `on_epoch` sees
 /// the report.
 pub fn fine_tune<T, D>(
@@ -106,7 +121,7 @@ pub fn fine_tune<T, D>(
     train: &[T],
     what: &str,
     cfg: &FinetuneConfig,
-    loss: impl Fn(&NezhaForFinetuning, &[&T]) -> Result<Tensor>,
+    loss: impl Fn(&NezhaForFinetuning, &[&T], Mode) -> Result<Tensor>,
     evaluate: Option<Evaluate<'_, D>>,
     mut on_epoch: impl FnMut(&EpochReport<D>) -> Result<()>,
 ) -> Result<Outcome<D>> {
@@ -116,7 +131,16 @@ pub fn fine_tune<T, D>(
     let bar = crate::step::progress(total);
 
     let params = model.trainable();
-    let mut optimizer = AdamWeightDecay::new(OptimizerConfig::default(), &params);
+    let mut optimizer = Optimizer::new(
+        OptimizerKind::AdamWeightDecay,
+        OptimizerConfig::default(),
+        &params,
+    );
+    let mode = Mode {
+        train: true,
+        compute: cfg.precision.compute_kind(),
+    };
+    let mut scaler = (cfg.precision == Precision::Fp16).then(|| LossScaler::new(fp16_loss_scale()));
     let mut batches = 0u64;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut step, mut skipped) = (0u64, 0u64);
@@ -139,8 +163,11 @@ pub fn fine_tune<T, D>(
             tch::manual_seed(batch_seed(cfg.seed, batches));
             batches += 1;
             epoch_batches += 1;
-            let loss = loss(model, &batch)?;
-            loss.backward();
+            let loss = loss(model, &batch, mode)?;
+            match &scaler {
+                Some(s) => (&loss * s.scale).backward(),
+                None => loss.backward(),
+            }
             loss_sum += loss.double_value(&[]);
             let before = step;
             crate::step::apply(
@@ -148,6 +175,7 @@ pub fn fine_tune<T, D>(
                 &mut optimizer,
                 &schedule,
                 cfg.max_grad_norm,
+                scaler.as_mut(),
                 &mut step,
                 &mut skipped,
             )?;

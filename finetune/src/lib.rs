@@ -16,6 +16,7 @@ pub mod model;
 pub mod mrc;
 pub mod ner;
 pub(crate) mod padding;
+pub mod placement;
 pub mod python_json;
 pub mod run_record;
 pub mod step;

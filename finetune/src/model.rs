@@ -168,13 +168,13 @@ impl NezhaForFinetuning {
         })
     }
 
-    /// The model's weights under its architecture (for saving).
+    /// The model's weights under its architecture (for saving), on the CPU.
     pub fn weights(&self, labels: Option<Vec<String>>) -> Result<ModelWeights> {
         let all: Vec<(String, Tensor)> = self
             .params
             .named()
             .iter()
-            .map(|(n, t)| (n.clone(), t.detach().copy()))
+            .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).copy()))
             .collect();
         let (w, _) = ModelWeights::from_hf_tensors(
             self.config(),

@@ -1,9 +1,13 @@
 //! What every fine-tuning loop shares with the reference's `create_optimizer`:
-//! the schedule sized from the data, and one AdamWeightDecay update.
+//! the schedule sized from the data, and one AdamWeightDecay update made as
+//! the pretraining trainer makes it (`nezha_train::optim::Optimizer`'s
+//! `clip_and_step` on the flat gradient buffer, fp16's loss scale undone
+//! first and updated after, as `nezha_train::trainer`'s step does).
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nezha_train::optim::{clip_global_norm, AdamWeightDecay, Schedule};
+use nezha_train::optim::{Optimizer, Schedule};
+use nezha_train::trainer::loss_scale::LossScaler;
 use tch::Tensor;
 
 /// The reference's `num_train_steps = int(len(train) / batch * epochs)`
@@ -24,28 +28,29 @@ pub fn schedule(
     Ok((schedule, steps_per_epoch))
 }
 
-/// Clips, applies the update unless a gradient is non-finite (then counts a
-/// skip and leaves the weights alone), and zeroes the gradients.
+/// Unscales the gradients by the loss scale (fp16), clips, applies the
+/// update unless a gradient is non-finite (then counts a skip and leaves
+/// the weights alone), updates the loss scale, and zeroes the gradients.
 pub fn apply(
     params: &[(String, Tensor)],
-    optimizer: &mut AdamWeightDecay,
+    optimizer: &mut Optimizer,
     schedule: &Schedule,
     max_grad_norm: f64,
+    scaler: Option<&mut LossScaler>,
     step: &mut u64,
     skipped: &mut u64,
 ) -> Result<()> {
-    if clip_global_norm(params, max_grad_norm).is_finite() {
-        optimizer.step(params, schedule.lr(*step), *step)?;
+    let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
+    let clip = optimizer.clip_and_step(params, scale, max_grad_norm, schedule.lr(*step), *step)?;
+    if clip.is_finite() {
         *step += 1;
     } else {
         *skipped += 1;
     }
-    for (_, p) in params {
-        let mut g = p.grad();
-        if g.defined() {
-            let _ = g.zero_();
-        }
+    if let Some(s) = scaler {
+        s.update(clip.is_finite());
     }
+    optimizer.zero_grads(params);
     Ok(())
 }
 

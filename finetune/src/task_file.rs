@@ -45,6 +45,8 @@ pub struct TaskFile {
     pub do_lower_case: Option<bool>,
     pub seed: Option<u64>,
     pub threads: Option<i32>,
+    pub device: Option<String>,
+    pub precision: Option<String>,
     pub no_test: Option<bool>,
     // classify
     pub task_name: Option<Spanned<String>>,

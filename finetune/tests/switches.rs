@@ -560,3 +560,52 @@ fn mrc_takes_train_and_predict_files_and_writes_the_references_prediction_files(
     );
     assert!(!d.join("bad").exists());
 }
+
+#[test]
+fn device_and_precision_are_checked_before_anything_is_read_or_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    setup(d);
+    let data = d.join("data");
+    write(&data, "train.tsv", &reviews(16, true));
+    let out = d.join("out");
+    let refused = |extra: &[&str]| {
+        let mut a = args(&["classify", "--do_train"]);
+        a.extend(common_flags(d, &data, &out));
+        a.extend(from_scratch(d));
+        a.extend(args(extra));
+        let e = err(finetune(&a));
+        assert!(!out.exists(), "{e}");
+        e
+    };
+    if !tch::Cuda::is_available() {
+        for device in ["cuda", "cuda:1"] {
+            let e = refused(&["--device", device]);
+            assert!(
+                e.contains("cuda requested but libtorch has no CUDA device"),
+                "{e}"
+            );
+        }
+    }
+    let e = refused(&["--precision", "bf16"]);
+    assert!(e.contains("needs --device cuda"), "{e}");
+    let e = refused(&["--device", "gpu"]);
+    assert!(e.contains("expected cpu, cuda or cuda:N"), "{e}");
+
+    // The CPU in fp32 explicitly: the same run as the default.
+    let mut a = args(&[
+        "classify",
+        "--do_train",
+        "--device",
+        "cpu",
+        "--precision",
+        "auto",
+        "--threads",
+        "1",
+    ]);
+    a.extend(common_flags(d, &data, &out));
+    a.extend(from_scratch(d));
+    a.extend(args(&["--num_train_epochs", "1"]));
+    finetune(&a).unwrap();
+    assert!(out.join("model.safetensors").is_file());
+}

@@ -133,12 +133,9 @@ pub fn fine_tune(
         train,
         "training examples",
         cfg,
-        |model, batch| {
+        |model, batch, mode| {
             let t = batch_tensors(batch, model.device());
-            Ok(classification_loss(
-                &logits(model, &t, Mode::train())?,
-                &t.3,
-            ))
+            Ok(classification_loss(&logits(model, &t, mode)?, &t.3))
         },
         on_dev
             .as_ref()

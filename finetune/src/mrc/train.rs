@@ -173,9 +173,9 @@ pub fn fine_tune(
         train,
         "training windows",
         cfg,
-        |model, batch| {
+        |model, batch, mode| {
             let t = batch_tensors(batch, model.device());
-            let (s, e) = logits(model, &t, Mode::train())?;
+            let (s, e) = logits(model, &t, mode)?;
             Ok(span_loss(&s, &e, &t[4], &t[5]))
         },
         on_dev

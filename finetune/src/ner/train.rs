@@ -191,9 +191,9 @@ pub fn fine_tune(
         train,
         "training sentences",
         cfg,
-        |model, batch| {
+        |model, batch, mode| {
             let t = batch_tensors(batch, model.device());
-            Ok(token_loss_mean(&logits(model, &t, Mode::train())?, &t.3))
+            Ok(token_loss_mean(&logits(model, &t, mode)?, &t.3))
         },
         on_dev
             .as_ref()
