@@ -137,6 +137,11 @@ pub fn channel_source_while<'s, T: Clone + 'static>(
 
 /// Runs `stage` as an operator. After an error (its own or another
 /// worker's) it stops passing data on and just forwards the end marker.
+///
+/// A panic in the stage is that error too, naming the worker, the stage
+/// and the panic's message: a timely worker that unwound would never
+/// finish its dataflow, and workers waiting on it (the gather) would wait
+/// for ever.
 pub fn stage_operator<'s, S>(
     input: FlowStream<'s, S::In>,
     name: &str,
@@ -148,6 +153,8 @@ where
     S::In: Clone + 'static,
     S::Out: Clone + 'static,
 {
+    let worker = input.scope().index();
+    let stage_name = name.to_string();
     input.unary(Pipeline, name, move |_cap, _info| {
         let mut failed = false;
         move |input, output| {
@@ -158,9 +165,11 @@ where
                     let mut emit = |o| session.give(Flow::Item(o));
                     let result = match flow {
                         Flow::Item(_) if failed || control.stopped() => Ok(()),
-                        Flow::Item(x) => stage.push(x, &mut emit),
                         Flow::End if failed || control.stopped() => Ok(()),
-                        Flow::End => stage.finish(&mut emit),
+                        Flow::Item(x) => {
+                            catch_panic(worker, &stage_name, || stage.push(x, &mut emit))
+                        }
+                        Flow::End => catch_panic(worker, &stage_name, || stage.finish(&mut emit)),
                     };
                     if let Err(e) = result {
                         control.fail(e);
@@ -173,6 +182,29 @@ where
             });
         }
     })
+}
+
+/// `f`'s result, or its panic as an error naming the worker and stage.
+pub fn catch_panic<T>(
+    worker: usize,
+    stage: &str,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Error::data(format!(
+            "worker {worker}: stage \"{stage}\" panicked: {}",
+            panic_message(payload.as_ref())
+        )))
+    })
+}
+
+/// The message a panic was raised with.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// The last operator of a worker: hands each item to a bounded channel,

@@ -46,12 +46,16 @@ pub fn spawn_reader_passes(
         .spawn(move || {
             for _ in 0..passes {
                 let mut open = true;
-                let result = ingest.read(&files, &bytes_read, &mut |doc| {
-                    if doc.index % peers as u64 != worker as u64 {
-                        return true;
-                    }
-                    open = tx.send(Ok(doc)).is_ok();
-                    open
+                // A reader that panicked would only close its channel, which
+                // reads as the end of the corpus: the panic is an error.
+                let result = crate::operator::catch_panic(worker, "ingest", || {
+                    ingest.read(&files, &bytes_read, &mut |doc| {
+                        if doc.index % peers as u64 != worker as u64 {
+                            return true;
+                        }
+                        open = tx.send(Ok(doc)).is_ok();
+                        open
+                    })
                 });
                 if let Err(e) = result {
                     let _ = tx.send(Err(e));
