@@ -101,6 +101,11 @@ pub struct CommonArgs {
     pub bert_config_file: Option<PathBuf>,
     #[arg(long = "output_dir", visible_alias = "output-dir")]
     pub output_dir: Option<PathBuf>,
+    /// Also write the model (trained, or the one --init_checkpoint names)
+    /// as a Hugging Face directory with its tokenizer files, for
+    /// transformers' Auto classes.
+    #[arg(long = "export_hf", visible_alias = "export-hf")]
+    pub export_hf: Option<PathBuf>,
     // The settings below have no clap default, so that a task file's value
     // counts when the flag is absent; their help shows the default that
     // then applies, from `Task::defaults`.
@@ -237,6 +242,7 @@ pub struct Common {
     pub init_format: Option<Format>,
     pub bert_config_file: Option<PathBuf>,
     pub output_dir: PathBuf,
+    pub export_hf: Option<PathBuf>,
     pub max_seq_length: usize,
     pub do_lower_case: bool,
     /// Batch sizes, learning rate, epochs, warmup and seed.
@@ -349,6 +355,7 @@ impl CommonArgs {
                 .clone()
                 .or_else(|| loaded.path(&f.bert_config_file)),
             output_dir: required(&self.output_dir, &f.output_dir, "output_dir")?,
+            export_hf: self.export_hf.clone().or_else(|| loaded.path(&f.export_hf)),
             max_seq_length: setting(
                 self.max_seq_length.or(f.max_seq_length),
                 saved.map(|s| s.max_seq_length),
@@ -635,6 +642,20 @@ pub(crate) fn with_checkpoints(c: &Common, labels: Option<Vec<String>>) -> Finet
         }),
         ..c.train.clone()
     }
+}
+
+/// `--export_hf`'s directory, if given, of the model as it is now.
+pub(crate) fn export_hf(
+    c: &Common,
+    model: &NezhaForFinetuning,
+    labels: Option<Vec<String>>,
+) -> Result<()> {
+    let Some(dir) = &c.export_hf else {
+        return Ok(());
+    };
+    crate::hf_export::export(dir, &model.weights(labels)?, &c.vocab_file, c.do_lower_case)?;
+    println!("exported for transformers: {}", dir.display());
+    Ok(())
 }
 
 /// `label_list.txt`.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod epochs;
 pub mod heads;
+pub mod hf_export;
 pub mod metrics;
 pub mod model;
 pub mod mrc;

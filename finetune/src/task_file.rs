@@ -31,6 +31,7 @@ pub struct TaskFile {
     pub init_format: Option<Spanned<String>>,
     pub bert_config_file: Option<String>,
     pub output_dir: Option<String>,
+    pub export_hf: Option<String>,
     pub do_train: Option<bool>,
     pub do_eval: Option<bool>,
     pub do_predict: Option<bool>,

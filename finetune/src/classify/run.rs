@@ -165,6 +165,7 @@ pub fn run(a: &ClassifyArgs) -> Result<()> {
         );
         log.line(&serde_json::json!({"dev": scores}))?;
     }
+    cli::export_hf(c, &model, Some(labels.names.clone()))?;
     if let (Some(test), Some(inputs)) = (&test, &test_inputs) {
         let probabilities = predict::probabilities(&model, inputs, c.train.predict_batch_size)?;
         if let Some(te) = &labelled_test {

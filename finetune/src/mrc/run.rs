@@ -183,6 +183,7 @@ pub fn run(a: &MrcArgs) -> Result<()> {
         );
         log.line(&serde_json::json!({"dev": scores}))?;
     }
+    cli::export_hf(c, &model, None)?;
     if let Some(test) = &test {
         let tw = w.windows(test);
         let nbest = super::predict(&model, test, &tw, search, c.train.predict_batch_size)?;

@@ -143,6 +143,7 @@ pub fn run(a: &NerArgs) -> Result<()> {
         );
         log.line(&serde_json::json!({"dev": scores}))?;
     }
+    cli::export_hf(c, &model, Some(tags.names.clone()))?;
     if let (Some(test), Some(te)) = (&test, &te) {
         let bs = c.train.predict_batch_size;
         let pred = if test.iter().all(Sentence::is_tagged) {
