@@ -92,6 +92,7 @@ impl Sink for TrainSink {
     fn run(&self, plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
         let mut config = self.train.config.clone();
         config.resume = options.resume;
+        config.resume_from = options.resume_from;
         run(plan, &config, &self.train.input, self.eval.as_ref())
     }
 
@@ -229,6 +230,7 @@ fn run_rank(
         Some(k) => {
             let done = nezha_train::trainer::checkpoint::latest_rank_position(
                 &cfg.output_dir,
+                cfg.resume_from,
                 rank,
                 world,
                 cfg.batch_size,

@@ -133,6 +133,55 @@ fn a_stopped_run_resumes_exactly_from_the_stream() {
     );
 }
 
+/// A corrupt newest checkpoint: `--resume` names it and the older ones and
+/// offers `--resume-from`, which continues from the one named (the newer
+/// moved aside) with the uninterrupted run's losses.
+#[test]
+fn a_corrupt_newest_checkpoint_offers_resume_from() {
+    let r = Run::new();
+    let whole = r.pipeline("whole", 32, "");
+    ok(&nezha(&["run", whole.to_str().unwrap()], r.path()));
+    let expected = r.losses("whole");
+
+    let p = r.pipeline("broken", 32, "");
+    ok(&nezha(&["run", p.to_str().unwrap()], r.path()));
+    let checkpoints = r.path().join("broken/checkpoints");
+    let model = checkpoints.join("step-00000006/model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = nezha(&["run", p.to_str().unwrap(), "--resume"], r.path());
+    fails(
+        &out,
+        &[
+            "step-00000006",
+            "corrupt or truncated",
+            "older checkpoints: steps 2, 4",
+            "--resume-from 4",
+        ],
+    );
+    let out = nezha(
+        &["run", p.to_str().unwrap(), "--resume-from", "3"],
+        r.path(),
+    );
+    fails(&out, &["no checkpoint of step 3", "steps 2, 4, 6"]);
+
+    let stdout = ok(&nezha(
+        &["run", p.to_str().unwrap(), "--resume-from", "step-00000004"],
+        r.path(),
+    ));
+    assert!(stdout.contains("trained to step 6"), "{stdout}");
+    assert!(checkpoints
+        .join("step-00000006.abandoned/model.safetensors")
+        .exists());
+    assert!(checkpoints.join("step-00000006/state.json").exists());
+    let losses = r.losses("broken");
+    assert_eq!(losses.len(), expected.len());
+    for ((s, a), (_, b)) in losses.iter().zip(&expected) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "step {s}: {a} vs {b}");
+    }
+}
+
 /// A stream that cannot feed `[train] steps` is refused before training,
 /// with the steps it holds and the epochs that would do; nothing written.
 #[test]

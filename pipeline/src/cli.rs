@@ -40,6 +40,11 @@ pub enum Command {
         /// exactly where it stopped.
         #[arg(long)]
         resume: bool,
+        /// Continue from this checkpoint instead of the newest (`step-N` or
+        /// `N`): after the newest was found corrupt. Newer checkpoints are
+        /// moved aside as `step-M.abandoned`.
+        #[arg(long, value_name = "STEP", value_parser = parse_step)]
+        resume_from: Option<u64>,
         /// Print the resolved pipeline, every default filled in, and exit
         /// without running it.
         #[arg(long)]
@@ -77,11 +82,13 @@ impl Command {
                 pipeline,
                 workers,
                 resume,
+                resume_from,
                 print_plan,
             } => {
                 let options = RunOptions {
                     workers: *workers,
-                    resume: *resume,
+                    resume: *resume || resume_from.is_some(),
+                    resume_from: *resume_from,
                 };
                 let plan = Plan::load(pipeline, options)?;
                 if *print_plan {
@@ -130,4 +137,11 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A checkpoint's step, as its directory (`step-00000200`) or a number.
+pub fn parse_step(s: &str) -> Result<u64, String> {
+    s.trim_start_matches("step-")
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a checkpoint step (step-N or N)"))
 }

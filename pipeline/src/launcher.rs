@@ -32,6 +32,9 @@ pub struct LaunchArgs {
     /// Continue from the newest checkpoint (passed to every rank's `nezha run`).
     #[arg(long)]
     pub resume: bool,
+    /// Continue from this step's checkpoint (passed to every rank).
+    #[arg(long, value_name = "STEP", value_parser = crate::cli::parse_step)]
+    pub resume_from: Option<u64>,
     /// Seconds the launcher gives the other ranks to exit by themselves once
     /// one failed, before it kills them (their own bound is
     /// `[train] collective_timeout_s`).
@@ -101,6 +104,9 @@ pub fn launch(args: &LaunchArgs) -> Result<()> {
         cmd.arg("run").arg(&args.pipeline);
         if args.resume {
             cmd.arg("--resume");
+        }
+        if let Some(step) = args.resume_from {
+            cmd.arg("--resume-from").arg(step.to_string());
         }
         cmd.env("RANK", rank.to_string())
             .env("WORLD_SIZE", world.to_string())

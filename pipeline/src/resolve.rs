@@ -222,6 +222,8 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Continue training from the newest checkpoint.
     pub resume: bool,
+    /// Continue from this step's checkpoint instead (implies `resume`).
+    pub resume_from: Option<u64>,
 }
 
 #[derive(Deserialize)]

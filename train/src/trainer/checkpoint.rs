@@ -235,9 +235,56 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     })
 }
 
-/// The newest checkpoint's state (no tensors read), if there is one.
-fn latest_state(output_dir: &Path) -> Result<Option<TrainState>> {
-    let Some((_, dir)) = list(output_dir)?.pop() else {
+/// The checkpoint a resume starts from: step `from`'s, or the newest.
+pub fn resume_point(output_dir: &Path, from: Option<u64>) -> Result<Option<(u64, PathBuf)>> {
+    let all = list(output_dir)?;
+    let Some(step) = from else {
+        return Ok(all.last().cloned());
+    };
+    match all.iter().find(|(s, _)| *s == step) {
+        Some(found) => Ok(Some(found.clone())),
+        None => bail!(
+            "{} holds no checkpoint of step {step}; it holds {}",
+            checkpoints_dir(output_dir).display(),
+            steps_held(&all)
+        ),
+    }
+}
+
+/// "steps 200, 400" or "none", for messages.
+pub fn steps_held(all: &[(u64, PathBuf)]) -> String {
+    if all.is_empty() {
+        return "none".into();
+    }
+    let steps: Vec<String> = all.iter().map(|(s, _)| s.to_string()).collect();
+    format!("steps {}", steps.join(", "))
+}
+
+/// Moves the checkpoints newer than `step` aside (`step-M.abandoned`), so
+/// a run resumed from `step` writes its own: they are kept, not deleted,
+/// and no longer listed.
+pub fn abandon_after(output_dir: &Path, step: u64) -> Result<Vec<PathBuf>> {
+    let mut moved = Vec::new();
+    for (s, dir) in list(output_dir)? {
+        if s <= step {
+            continue;
+        }
+        let mut to = dir.with_file_name(format!("{}.abandoned", step_dir_name(s)));
+        let mut n = 1;
+        while to.exists() {
+            n += 1;
+            to = dir.with_file_name(format!("{}.abandoned-{n}", step_dir_name(s)));
+        }
+        fs::rename(&dir, &to)
+            .with_context(|| format!("moving {} aside to {}", dir.display(), to.display()))?;
+        moved.push(to);
+    }
+    Ok(moved)
+}
+
+/// The resume point's state (no tensors read), if there is one.
+fn resume_state(output_dir: &Path, from: Option<u64>) -> Result<Option<TrainState>> {
+    let Some((_, dir)) = resume_point(output_dir, from)? else {
         return Ok(None);
     };
     let state_path = dir.join(STATE_FILE);
@@ -251,20 +298,21 @@ fn latest_state(output_dir: &Path) -> Result<Option<TrainState>> {
 /// The newest checkpoint's data position, for callers that seek their data
 /// source themselves (`skip_consumed_batches = false`).
 pub fn latest_data_position(output_dir: &Path) -> Result<Option<u64>> {
-    Ok(latest_state(output_dir)?.map(|s| s.batches_consumed))
+    Ok(resume_state(output_dir, None)?.map(|s| s.batches_consumed))
 }
 
-/// [`latest_data_position`] of rank `rank` of `world` ranks taking batches
-/// of `batch_size`, also when the checkpoint was written by another
-/// number of ranks ([`position_on_layout`]).
+/// [`latest_data_position`] (or step `from`'s) of rank `rank` of `world`
+/// ranks taking batches of `batch_size`, also when the checkpoint was
+/// written by another number of ranks ([`position_on_layout`]).
 pub fn latest_rank_position(
     output_dir: &Path,
+    from: Option<u64>,
     rank: usize,
     world: usize,
     batch_size: Option<u64>,
 ) -> Result<Option<u64>> {
     Ok(
-        latest_state(output_dir)?.map(|s| match (s.batch_size, batch_size) {
+        resume_state(output_dir, from)?.map(|s| match (s.batch_size, batch_size) {
             (Some(old_b), Some(new_b)) if s.world_size != world as u64 => {
                 position_on_layout(&s, old_b, world, new_b)
             }

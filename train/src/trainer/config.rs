@@ -77,6 +77,8 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Continue from the latest checkpoint in `output_dir` (it must exist).
     pub resume: bool,
+    /// Resume from this step's checkpoint rather than the newest.
+    pub resume_from: Option<u64>,
     /// On resume, skip the batches the checkpoint had consumed from the
     /// iterator. Set false when the caller already positioned its source.
     pub skip_consumed_batches: bool,
@@ -186,6 +188,7 @@ impl TrainConfig {
             save_every: 1000,
             keep_checkpoints: 3,
             resume: false,
+            resume_from: None,
             skip_consumed_batches: true,
             init_checkpoint: None,
             vocab_file: None,

@@ -138,13 +138,41 @@ fn prepare(
         }
         return Ok((model, optimizer, fresh));
     }
-    let (_, dir) = existing.last().ok_or_else(|| {
-        anyhow!(
-            "resume requested but {} holds no checkpoint",
-            cfg.output_dir.display()
-        )
-    })?;
-    let loaded = checkpoint::load(dir)?;
+    let (step, dir) =
+        checkpoint::resume_point(&cfg.output_dir, cfg.resume_from)?.ok_or_else(|| {
+            anyhow!(
+                "resume requested but {} holds no checkpoint",
+                cfg.output_dir.display()
+            )
+        })?;
+    let loaded = match checkpoint::load(&dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            // Never fall back silently: say what there is to go back to.
+            let older: Vec<_> = existing
+                .iter()
+                .filter(|(s, _)| *s < step)
+                .cloned()
+                .collect();
+            let way = match older.last() {
+                Some((s, _)) => format!(
+                    "older checkpoints: {}; to continue from one, run again with \
+                     --resume-from {s} (the newer ones are then moved aside as step-N.abandoned)",
+                    checkpoint::steps_held(&older)
+                ),
+                None => "there is no older checkpoint to resume from".to_string(),
+            };
+            return Err(e.context(format!(
+                "the checkpoint of step {step} ({}) cannot be resumed; {way}",
+                dir.display()
+            )));
+        }
+    };
+    if cfg.resume_from.is_some() && rank == 0 {
+        for moved in checkpoint::abandon_after(&cfg.output_dir, step)? {
+            eprintln!("moved aside: {}", moved.display());
+        }
+    }
     let st = &loaded.state;
     let here = |what: &str| {
         format!(
