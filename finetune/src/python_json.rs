@@ -1,8 +1,9 @@
 //! JSON laid out byte for byte as Python's `json.dumps(value, indent=4)`
-//! writes it, for the files the reference scripts write that way (BERT's
-//! `run_squad.py` `write_predictions`): four-space indent, `": "` after
+//! writes it, for the files the reference scripts write that way
+//! (`run_squad.py`'s `write_predictions`): four-space indent, `": "` after
 //! keys, non-ASCII characters escaped as `\uXXXX` (`ensure_ascii`, the
-//! default), and floats as Python's `repr` (`1e-05`, `0.0001`, `3.0`).
+//! default) or kept ([`Ascii::Keep`], `ensure_ascii=False`), and floats as
+//! Python's `repr` (`1e-05`, `0.0001`, `3.0`).
 //! Object keys keep the order they are serialised in, as Python's dicts.
 
 use std::io::{self, Write};
@@ -51,7 +52,16 @@ pub fn float_repr(x: f64) -> String {
 }
 
 /// serde_json's pretty layout with Python's escapes and float repr.
-struct PythonFormatter<'a>(PrettyFormatter<'a>);
+struct PythonFormatter<'a>(PrettyFormatter<'a>, Ascii);
+
+/// `json.dumps`'s `ensure_ascii`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ascii {
+    /// `ensure_ascii=True` (the default): non-ASCII as `\uXXXX`.
+    Escape,
+    /// `ensure_ascii=False`: non-ASCII written as it is (UTF-8).
+    Keep,
+}
 
 impl Formatter for PythonFormatter<'_> {
     fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
@@ -61,6 +71,9 @@ impl Formatter for PythonFormatter<'_> {
         self.write_f64(w, f64::from(value))
     }
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
+        if self.1 == Ascii::Keep {
+            return w.write_all(s.as_bytes());
+        }
         let mut units = [0u16; 2];
         for c in s.chars() {
             // Python's ensure_ascii escapes everything outside ' '..='~'
@@ -117,12 +130,12 @@ impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
     }
 }
 
-/// `json.dumps(value, indent=4) + "\n"`.
-pub fn dumps(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+/// `json.dumps(value, indent=4, ensure_ascii=…) + "\n"`.
+pub fn dumps(value: &impl Serialize, ascii: Ascii) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
-        PythonFormatter(PrettyFormatter::with_indent(b"    ")),
+        PythonFormatter(PrettyFormatter::with_indent(b"    "), ascii),
     );
     value.serialize(&mut ser)?;
     out.push(b'\n');
@@ -158,9 +171,12 @@ mod tests {
             ("q2", vec![Ordered(vec![("text", "刘备")])]),
             ("q1", vec![]),
         ]);
-        let got = String::from_utf8(dumps(&v).unwrap()).unwrap();
+        let got = String::from_utf8(dumps(&v, Ascii::Escape).unwrap()).unwrap();
         // json.dumps({"q2": [{"text": "刘备"}], "q1": []}, indent=4) + "\n"
         let want = "{\n    \"q2\": [\n        {\n            \"text\": \"\\u5218\\u5907\"\n        }\n    ],\n    \"q1\": []\n}\n";
         assert_eq!(got, want);
+        // The same with ensure_ascii=False.
+        let got = String::from_utf8(dumps(&v, Ascii::Keep).unwrap()).unwrap();
+        assert_eq!(got, want.replace("\\u5218\\u5907", "刘备"));
     }
 }

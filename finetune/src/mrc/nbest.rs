@@ -13,6 +13,10 @@ pub struct Candidate {
     pub text: String,
     pub start_logit: f32,
     pub end_logit: f32,
+    /// The answer's first and last piece positions in its window (the
+    /// reference's `start_index`, `end_index`; 0 for the empty answer).
+    pub start_index: usize,
+    pub end_index: usize,
 }
 
 fn top(logits: &[f32], n: usize) -> Vec<usize> {
@@ -64,6 +68,8 @@ pub fn n_best(
             text,
             start_logit: logits[k].0[i],
             end_logit: logits[k].1[j],
+            start_index: i,
+            end_index: j,
         });
     }
     if out.is_empty() {
@@ -71,6 +77,8 @@ pub fn n_best(
             text: String::new(),
             start_logit: 0.0,
             end_logit: 0.0,
+            start_index: 0,
+            end_index: 0,
         });
     }
     out

@@ -1,11 +1,15 @@
-//! The reading task's `--do_predict` files as BERT's `run_squad.py`
-//! `write_predictions` writes them (NEZHA's `run_squad.py` is that
-//! script): `predictions.json`, `{id: best answer text}`, and
-//! `nbest_predictions.json`, `{id: [{"text", "probability", "start_logit",
-//! "end_logit"}, …]}`, both in example order and with Python's
-//! `json.dumps(…, indent=4)` layout ([`crate::python_json`]). `probability` is `_compute_softmax`
-//! of each candidate's start + end logit over the example's n-best list,
-//! in f64 as Python computes it.
+//! The reading task's `--do_predict` files as NEZHA-TensorFlow's
+//! `run_squad.py` `write_predictions` writes them (BERT's, plus each
+//! answer's piece positions): `predictions.json`, `{id: best answer
+//! text}`, and `nbest_predictions.json`, `{id: [{"text", "probability",
+//! "start_logit", "end_logit", "start_index", "end_index"}, …]}`, both in
+//! example order and with Python's `json.dumps(…, indent=4)` layout
+//! ([`crate::python_json`]); as there, the answers file keeps non-ASCII
+//! text as it is (`ensure_ascii=False`) and the n-best file escapes it.
+//! `probability` is `_compute_softmax` of each candidate's start + end
+//! logit over the example's n-best list, in f64 as Python computes it.
+//! (NEZHA's script names the files `dev_predictions.json` and
+//! `dev_nbest_predictions.json`; these are BERT's names.)
 
 use std::path::Path;
 
@@ -15,7 +19,7 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::data::MrcExample;
 use super::nbest::Candidate;
-use crate::python_json::{dumps, Ordered};
+use crate::python_json::{dumps, Ascii, Ordered};
 
 /// `_compute_softmax`: max-subtracted exponentials, normalised.
 pub fn softmax(scores: &[f64]) -> Vec<f64> {
@@ -35,12 +39,14 @@ struct Entry<'a> {
 
 impl Serialize for Entry<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Entry", 4)?;
+        let mut m = s.serialize_struct("Entry", 6)?;
         m.serialize_field("text", &self.candidate.text)?;
         m.serialize_field("probability", &self.probability)?;
         // Python holds the f32 logits as floats (f64): written as such.
         m.serialize_field("start_logit", &f64::from(self.candidate.start_logit))?;
         m.serialize_field("end_logit", &f64::from(self.candidate.end_logit))?;
+        m.serialize_field("start_index", &self.candidate.start_index)?;
+        m.serialize_field("end_index", &self.candidate.end_index)?;
         m.end()
     }
 }
@@ -73,8 +79,14 @@ pub fn write(dir: &Path, examples: &[MrcExample], nbest: &[Vec<Candidate>]) -> R
         best.push((e.id.as_str(), list[0].text.as_str()));
         all.push((e.id.as_str(), entries));
     }
-    atomic_file::write_file(&dir.join("predictions.json"), &dumps(&Ordered(best))?)?;
-    atomic_file::write_file(&dir.join("nbest_predictions.json"), &dumps(&Ordered(all))?)?;
+    atomic_file::write_file(
+        &dir.join("predictions.json"),
+        &dumps(&Ordered(best), Ascii::Keep)?,
+    )?;
+    atomic_file::write_file(
+        &dir.join("nbest_predictions.json"),
+        &dumps(&Ordered(all), Ascii::Escape)?,
+    )?;
     Ok(())
 }
 
