@@ -9,8 +9,9 @@
 //! `NEZHA-TensorFlow/` at commit 0598f02d7fc4eaa7b4cbc1e9d7ab18bc875c24f9):
 //! `run_classifier.py`'s flags for classification, its batch and epochs as
 //! `scripts/run_seq_labelling.sh` sets them for NER, and `run_squad.py`'s
-//! flags with the paper's Table 3 CMRC batch, length and epochs
-//! (arXiv 1909.00204) for reading comprehension.
+//! flags for reading comprehension (its `scripts/run_reading.sh` changes
+//! batch, length and epochs: `scripts/run_downstream_reading.sh` does as
+//! it does).
 
 use nezha_train::trainer::Precision;
 use serde::Serialize;
@@ -102,13 +103,13 @@ impl Default for FinetuneConfig {
 impl FinetuneConfig {
     /// The defaults with the task's batch size and epochs: classification
     /// 32 and 3 (`run_classifier.py`), NER 16 and 10
-    /// (`scripts/run_seq_labelling.sh`), reading comprehension 16 and 2
-    /// (the paper's Table 3 CMRC run).
+    /// (`scripts/run_seq_labelling.sh`), reading comprehension 32 and 3
+    /// (`run_squad.py`'s flags).
     pub fn for_task(task: Task) -> FinetuneConfig {
         let (batch_size, epochs) = match task {
             Task::Classify => return FinetuneConfig::default(),
             Task::Ner => (16, 10.0),
-            Task::Mrc => (16, 2.0),
+            Task::Mrc => (32, 3.0),
         };
         FinetuneConfig {
             batch_size,
@@ -188,7 +189,7 @@ mod tests {
         };
         assert_eq!(row(Task::Classify), (128, 32, 3.0, true));
         assert_eq!(row(Task::Ner), (256, 16, 10.0, true));
-        assert_eq!(row(Task::Mrc), (384, 16, 2.0, false));
+        assert_eq!(row(Task::Mrc), (384, 32, 3.0, false));
         for t in Task::ALL {
             let d = t.defaults();
             assert_eq!((d.threads, d.save_checkpoints_steps), (2, 1000));
