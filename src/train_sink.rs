@@ -9,6 +9,7 @@
 //! averaged over all ranks.
 
 use anyhow::Context as _;
+use nezha_pipeline::interrupt::Interrupted;
 use nezha_pipeline::rank_env::RankEnv;
 use nezha_pipeline::registry::{Built, NoParams, OwnedParams, OwnedSection, Registry, Settings};
 use nezha_pipeline::resolve::Generation;
@@ -157,6 +158,8 @@ fn run(
     input: &TrainInput,
     eval: Option<&EvalSection>,
 ) -> anyhow::Result<()> {
+    // The first SIGINT/SIGTERM ends the run after its step, checkpointed.
+    nezha_pipeline::interrupt::install(nezha_train::trainer::interrupt::flag())?;
     let Some(env) = RankEnv::from_env()? else {
         // One process: the seed's one-device script picks it with DEVICE_ID.
         let mut cfg = cfg.clone();
@@ -278,6 +281,13 @@ fn run_rank(
     if rank == 0 {
         report(cfg, &summary);
     }
+    if summary.stopped == StopReason::Interrupted {
+        return Err(Interrupted(format!(
+            "stopped after step {} with a checkpoint; --resume continues",
+            summary.step
+        ))
+        .into());
+    }
     Ok(())
 }
 
@@ -332,6 +342,7 @@ fn report(cfg: &TrainConfig, s: &TrainSummary) {
     let why = match s.stopped {
         StopReason::ReachedTotalSteps => "reached the last step",
         StopReason::DataExhausted => "the data ran out",
+        StopReason::Interrupted => "a stop was asked for",
     };
     println!(
         "trained to step {} ({why}); {} batches consumed, {} steps skipped as non-finite",

@@ -532,3 +532,50 @@ fn bad_multi_process_starts_fail_fast_and_say_why() {
     failed_with(&a, &["pipeline file differs between ranks", "rank 1 runs"]);
     failed_with(&b, &["pipeline file differs between ranks", "rank 0 runs"]);
 }
+
+/// SIGTERM to the launcher (what a scheduler sends) reaches every rank:
+/// they agree on the step to stop after, rank 0 checkpoints it, and the
+/// launch exits with the interrupted status.
+#[test]
+fn sigterm_to_the_launcher_stops_every_rank_after_one_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pipeline = bundled_pipeline(dir, "run", usize::MAX, LONG_RUN, "threads = 1\n");
+    let mut child = launch(dir, &pipeline, free_port(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let out_dir = dir.join("run");
+    let start = Instant::now();
+    while checkpoint::list(&out_dir).unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    // Every line, up to the end of the launcher's stderr.
+    let said: Vec<String> = lines.iter().collect();
+    assert_eq!(status.code(), Some(130), "{said:?}");
+    assert!(
+        said.iter().any(|l| l.contains("stop requested")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("interrupted: every rank stopped after its step")),
+        "{said:?}"
+    );
+    // The step the ranks stopped after is checkpointed.
+    let (step, _) = checkpoint::list(&out_dir).unwrap().pop().unwrap();
+    let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics.contains(&format!("{{\"step\":{step},")),
+        "step {step}"
+    );
+}

@@ -182,6 +182,76 @@ fn a_corrupt_newest_checkpoint_offers_resume_from() {
     }
 }
 
+/// SIGTERM mid-run: the run ends after the step under way with a
+/// checkpoint at it and exit status 130; `--resume` then gives the
+/// uninterrupted run's per-step losses.
+#[test]
+fn sigterm_checkpoints_the_step_and_resume_continues_exactly() {
+    let r = Run::new();
+    let long = |name: &str| {
+        let p = r.pipeline(name, 32, "");
+        let toml = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("steps = 6\n", "steps = 400\n")
+            .replace("save_every = 2\n", "save_every = 1000\n")
+            .replace(
+                "max_predictions_per_seq = 5",
+                "max_predictions_per_seq = 5\nepochs = 20",
+            );
+        std::fs::write(&p, toml).unwrap();
+        p
+    };
+    let whole = long("whole");
+    ok(&nezha(&["run", whole.to_str().unwrap()], r.path()));
+    let expected = r.losses("whole");
+    assert_eq!(expected.len(), 400);
+
+    let p = long("stopped");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nezha"))
+        .args(["run", p.to_str().unwrap()])
+        .current_dir(r.path())
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = r.path().join("stopped/metrics.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(started.elapsed().as_secs() < 120, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let signalled = std::time::Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: stopped after step"),
+        "{stderr}"
+    );
+    assert!(signalled.elapsed().as_secs() < 30);
+    let done = r.losses("stopped");
+    let step = done.last().unwrap().0;
+    assert!(step < 400, "the run finished before the signal");
+    assert!(r
+        .path()
+        .join(format!("stopped/checkpoints/step-{step:08}/state.json"))
+        .exists());
+
+    ok(&nezha(&["run", p.to_str().unwrap(), "--resume"], r.path()));
+    let losses = r.losses("stopped");
+    assert_eq!(losses.len(), expected.len());
+    for ((s, a), (_, b)) in losses.iter().zip(&expected) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "step {s}: {a} vs {b}");
+    }
+}
+
 /// A stream that cannot feed `[train] steps` is refused before training,
 /// with the steps it holds and the epochs that would do; nothing written.
 #[test]

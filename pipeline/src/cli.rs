@@ -133,6 +133,10 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
                 .map(PathBuf::from)
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "nezha".into());
+            if let Some(stopped) = e.downcast_ref::<crate::interrupt::Interrupted>() {
+                eprintln!("{name}: interrupted: {stopped}");
+                return ExitCode::from(crate::interrupt::EXIT_STATUS);
+            }
             eprintln!("{name}: error: {e:#}");
             ExitCode::FAILURE
         }

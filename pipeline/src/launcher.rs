@@ -5,6 +5,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -96,6 +98,8 @@ pub fn launch(args: &LaunchArgs) -> Result<()> {
         bail!("cannot read {}: no such file", args.pipeline.display());
     }
     let world = args.nproc_per_node * args.nnodes;
+    let stop = Arc::new(AtomicBool::new(false));
+    crate::interrupt::install(stop.clone())?;
     let exe = std::env::current_exe().context("locating the nezha binary")?;
     let mut ranks = Vec::new();
     for local in 0..args.nproc_per_node {
@@ -147,7 +151,7 @@ pub fn launch(args: &LaunchArgs) -> Result<()> {
             status: None,
         });
     }
-    supervise(&mut ranks, Duration::from_secs(args.grace_s))
+    supervise(&mut ranks, Duration::from_secs(args.grace_s), &stop)
 }
 
 fn kill_all(ranks: &mut [RankProcess]) {
@@ -157,13 +161,28 @@ fn kill_all(ranks: &mut [RankProcess]) {
     }
 }
 
-fn supervise(ranks: &mut [RankProcess], grace: Duration) -> Result<()> {
+fn supervise(ranks: &mut [RankProcess], grace: Duration, stop: &AtomicBool) -> Result<()> {
     let mut first_failure: Option<(usize, String, Instant)> = None;
+    let mut forwarded = false;
     loop {
+        if stop.load(Ordering::SeqCst) && !forwarded {
+            // A scheduler signals the launcher; every rank must stop after
+            // the same step (they agree on it), each with its checkpoint.
+            eprintln!("nezha launch: stop requested; asking every rank to stop after its step");
+            for r in ranks.iter().filter(|r| r.status.is_none()) {
+                // SAFETY: kill(2) on the pid of a child not yet reaped.
+                unsafe {
+                    libc::kill(r.child.id() as libc::pid_t, libc::SIGTERM);
+                }
+            }
+            forwarded = true;
+        }
         for r in ranks.iter_mut().filter(|r| r.status.is_none()) {
             if let Some(status) = r.child.try_wait()? {
                 r.status = Some(status);
-                if !status.success() && first_failure.is_none() {
+                let stopped_on_request =
+                    forwarded && status.code() == Some(crate::interrupt::EXIT_STATUS.into());
+                if !status.success() && !stopped_on_request && first_failure.is_none() {
                     let what = describe(&status);
                     eprintln!(
                         "nezha launch: rank {} {what}; waiting up to {grace:?} for the other \
@@ -214,6 +233,12 @@ fn supervise(ranks: &mut [RankProcess], grace: Duration) -> Result<()> {
                 others.join(", ")
             }
         );
+    }
+    if forwarded {
+        return Err(crate::interrupt::Interrupted(
+            "every rank stopped after its step with a checkpoint; --resume continues".into(),
+        )
+        .into());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod generation;
+pub mod interrupt;
 pub mod launcher;
 pub mod plan;
 pub mod progress;

@@ -19,6 +19,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod interrupt;
 pub mod loss_scale;
 mod losses;
 pub mod metrics;
@@ -56,6 +57,9 @@ pub enum StopReason {
     ReachedTotalSteps,
     /// The iterator ended first (a partial accumulation is not applied).
     DataExhausted,
+    /// A stop was asked for ([`interrupt`]): the run ended after a whole
+    /// step, with a checkpoint at it.
+    Interrupted,
 }
 
 /// Held-out batches a run evaluates on ([`crate::eval::evaluate`]) every
@@ -446,10 +450,22 @@ where
         if done.clip.is_finite() && state.step % cfg.save_every == 0 {
             saver.save(cfg, &model, &optimizer, &state)?;
         }
+        if done.interrupted {
+            reporter.say(format!(
+                "stop requested: ending after step {} with a checkpoint",
+                state.step
+            ));
+            stopped = StopReason::Interrupted;
+            break;
+        }
     }
     // The last step is evaluated, unless this run took none (resuming a
-    // finished run): that step's evaluation is already written.
-    if !run_metrics.is_empty() && last_eval.is_none_or(|e| e.global_step != state.step) {
+    // finished run): that step's evaluation is already written. An
+    // interrupted run only checkpoints, to be quick about it.
+    if stopped != StopReason::Interrupted
+        && !run_metrics.is_empty()
+        && last_eval.is_none_or(|e| e.global_step != state.step)
+    {
         last_eval = evaluate_now(&mut reporter, state.step)?.or(last_eval);
     }
     if let Some(e) = &last_eval {

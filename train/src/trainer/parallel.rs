@@ -136,6 +136,8 @@ impl<'a> Collectives<'a> {
 pub(crate) struct StepStats {
     /// Ranks that had all their micro-batches (1 or 0 before the sum).
     pub full: f64,
+    /// Ranks asked to stop (1 or 0 before the sum).
+    pub interrupted: f64,
     /// Sums over micro-batches of the losses and accuracies.
     pub sums: LossSums,
     pub sequences: f64,
@@ -146,7 +148,7 @@ pub(crate) struct StepStats {
 
 impl StepStats {
     fn to_tensor(&self, device: Device) -> Tensor {
-        let mut v = vec![self.full];
+        let mut v = vec![self.full, self.interrupted];
         v.extend_from_slice(&self.sums.to_array());
         v.push(self.sequences);
         v.extend_from_slice(&self.positions);
@@ -155,8 +157,8 @@ impl StepStats {
 
     fn from_tensor(t: &Tensor, world: usize, device: Device) -> Result<StepStats> {
         let v = Vec::<f64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Double))?;
-        // full, the sums, sequences, then one position per rank.
-        const HEAD: usize = 2 + LossSums::LEN;
+        // full, interrupted, the sums, sequences, then one position per rank.
+        const HEAD: usize = 3 + LossSums::LEN;
         if v.len() != HEAD + world {
             return Err(anyhow!(
                 "step statistics of {} values, expected {}",
@@ -166,7 +168,8 @@ impl StepStats {
         }
         Ok(StepStats {
             full: v[0],
-            sums: LossSums::from_slice(&v[1..HEAD - 1])?,
+            interrupted: v[1],
+            sums: LossSums::from_slice(&v[2..HEAD - 1])?,
             sequences: v[HEAD - 1],
             positions: v[HEAD..].to_vec(),
             device,

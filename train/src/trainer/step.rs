@@ -68,6 +68,9 @@ pub(super) struct Applied {
     /// The learning rate of the update.
     pub lr: f64,
     pub clip: ClipOutcome,
+    /// Some rank was asked to stop (`super::interrupt`): every rank stops
+    /// after this step.
+    pub interrupted: bool,
 }
 
 impl Run<'_> {
@@ -141,6 +144,7 @@ impl Run<'_> {
         let full = acc.batches == cfg.grad_accumulation as u64;
         let mut stats = StepStats {
             full: full as u64 as f64,
+            interrupted: super::interrupt::requested() as u64 as f64,
             sums: LossSums::default(),
             sequences: acc.sequences as f64,
             positions: vec![0.0; self.world],
@@ -193,6 +197,7 @@ impl Run<'_> {
             sequences: stats.sequences,
             lr,
             clip,
+            interrupted: stats.interrupted > 0.0,
         }))
     }
 }
