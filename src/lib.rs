@@ -4,6 +4,7 @@
 //! ([`train_sink`], reading `[train]` with [`train_section`]), the rank
 //! side of multi-process runs ([`rank_join`]) and weight conversion.
 
+pub mod allocator;
 pub mod convert;
 pub mod eval;
 pub mod eval_section;

@@ -42,6 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    nezha::allocator::keep_freed_buffers();
     nezha_pipeline::registry::install(nezha::register);
     let cli = Cli::parse();
     nezha_pipeline::cli::exit(match &cli.command {
