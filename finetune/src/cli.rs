@@ -155,6 +155,8 @@ pub struct CommonArgs {
         long = "do_lower_case",
         visible_alias = "do-lower-case",
         action = clap::ArgAction::Set,
+        // The reference's scripts write True and False.
+        value_parser = clap::builder::BoolishValueParser::new(),
         help = with_default("true or false.", |d| d.do_lower_case.to_string())
     )]
     pub do_lower_case: Option<bool>,

@@ -633,3 +633,46 @@ fn device_and_precision_are_checked_before_anything_is_read_or_written() {
     finetune(&a).unwrap();
     assert!(out.join("model.safetensors").is_file());
 }
+
+#[test]
+fn the_switches_parse_as_the_reference_scripts_write_them() {
+    use clap::CommandFactory;
+    Top::command().debug_assert();
+    let parse = |a: &[&str]| {
+        let mut v = args(&["classify", "--data_dir", "d", "--output_dir", "o"]);
+        v.extend(args(a));
+        match Top::try_parse_from(std::iter::once("f".to_string()).chain(v)) {
+            Ok(Top {
+                task: FinetuneCommand::Classify(c),
+            }) => c.common,
+            Ok(_) => panic!("not classify"),
+            Err(e) => panic!("{a:?}: {e}"),
+        }
+    };
+    let c = parse(&[
+        "--do_train=True",
+        "--do_eval=false",
+        "--do_predict",
+        "--do_lower_case=False",
+    ]);
+    assert_eq!(
+        (c.do_train, c.do_eval, c.do_predict, c.do_lower_case),
+        (Some(true), Some(false), Some(true), Some(false))
+    );
+    let c = parse(&["--num_train_epochs", "2.5"]);
+    assert_eq!(c.num_train_epochs, Some(2.5));
+    // All switches off is refused, as the reference refuses it.
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path());
+    let mut a = args(&["classify", "--do_train=false", "--do_predict=False"]);
+    a.extend(common_flags(
+        tmp.path(),
+        tmp.path(),
+        &tmp.path().join("out"),
+    ));
+    let e = err(finetune(&a));
+    assert!(
+        e.contains("at least one of --do_train, --do_eval or --do_predict"),
+        "{e}"
+    );
+}
