@@ -43,6 +43,14 @@ enum Command {
 
 fn main() -> ExitCode {
     nezha::allocator::keep_freed_buffers();
+    // A write past the file-size limit (RLIMIT_FSIZE) then fails with EFBIG
+    // like a full disk, which every writer reports and cleans up after,
+    // instead of SIGXFSZ killing the process halfway through a file.
+    // SAFETY: sets a signal's disposition before any other thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     nezha_pipeline::registry::install(nezha::register);
     let cli = Cli::parse();
     nezha_pipeline::cli::exit(match &cli.command {

@@ -271,3 +271,50 @@ fn pipeline_errors_name_file_line_and_key() {
     );
     assert_fails(&out, &["p.toml:11:", "max_seq_length"], c.path(), &keep);
 }
+
+/// Runs `nezha ARGS` in the case's directory with a file-size limit of
+/// `kib` KiB: a write past it fails as on a full disk.
+fn limited(c: &Case, kib: u64, args: &[&str]) -> Output {
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -f {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_nezha"))
+        .args(args)
+        .current_dir(c.path())
+        .output()
+        .unwrap()
+}
+
+/// A TFRecord write that fails halfway (the file-size limit, as a full
+/// disk) names the file and the OS error and leaves no partial file, from
+/// the drop-in command and from a pipeline's sink alike.
+#[test]
+fn a_failed_tfrecord_write_leaves_no_partial_file() {
+    let corpus = std::fs::read_to_string(root().join("data/sanguo.txt")).unwrap();
+    let part: String = corpus.chars().take(60_000).collect();
+    let c = Case::new(part.as_bytes());
+    let out = limited(
+        &c,
+        64,
+        &[
+            "create_pretraining_data",
+            "--input_file=in.txt",
+            "--output_file=out.tfrecord",
+            "--vocab_file=vocab.txt",
+        ],
+    );
+    assert_fails(
+        &out,
+        &["out.tfrecord", "File too large"],
+        c.path(),
+        &["in.txt", "vocab.txt"],
+    );
+    std::fs::write(c.path().join("p.toml"), PIPELINE).unwrap();
+    let out = limited(&c, 64, &["run", "p.toml"]);
+    assert_fails(
+        &out,
+        &["out.tfrecord", "File too large"],
+        c.path(),
+        &["in.txt", "p.toml", "vocab.txt"],
+    );
+}

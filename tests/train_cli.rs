@@ -252,6 +252,52 @@ fn sigterm_checkpoints_the_step_and_resume_continues_exactly() {
     }
 }
 
+/// A checkpoint write that fails halfway (here the file-size limit, as a
+/// full disk would) names the checkpoint and the OS error, leaves no
+/// partial checkpoint under a final or temporary name, and the previous
+/// checkpoint still resumes.
+#[test]
+fn a_failed_checkpoint_write_leaves_the_previous_one_usable() {
+    let r = Run::new();
+    let p = r.pipeline("full", 32, "stop_after = 2");
+    ok(&nezha(&["run", p.to_str().unwrap()], r.path()));
+    let checkpoints = r.path().join("full/checkpoints");
+    let model_bytes = std::fs::metadata(checkpoints.join("step-00000002/model.safetensors"))
+        .unwrap()
+        .len();
+    // Room for the logs, not for a model file (ulimit -f counts KiB).
+    let limit = model_bytes / 1024 / 2;
+    let p = r.pipeline("full", 32, "");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {limit} && exec \"$0\" run \"$1\" --resume",
+        ))
+        .arg(env!("CARGO_BIN_EXE_nezha"))
+        .arg(&p)
+        .current_dir(r.path())
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .output()
+        .unwrap();
+    fails(
+        &out,
+        &["writing checkpoint", "step-00000004", "File too large"],
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["step-00000002", "training.png"],
+        "left behind: {left:?}"
+    );
+    let stdout = ok(&nezha(&["run", p.to_str().unwrap(), "--resume"], r.path()));
+    assert!(stdout.contains("trained to step 6"), "{stdout}");
+}
+
 /// A stream that cannot feed `[train] steps` is refused before training,
 /// with the steps it holds and the epochs that would do; nothing written.
 #[test]
