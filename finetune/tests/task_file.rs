@@ -213,3 +213,43 @@ fn the_table_names_the_task() {
     let e = err(task_of(&file("# nothing\n")));
     assert!(e.contains("no [classify], [ner] or [mrc] table"), "{e}");
 }
+
+#[test]
+fn the_reference_switches_and_the_device_are_task_file_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let t = load(
+        &write(
+            d,
+            "t.toml",
+            "[mrc]\ndo_train = false\ndo_predict = true\npredict_batch_size = 4\n\
+             num_train_epochs = 1.5\nsave_checkpoints_steps = 0\ndevice = \"cpu\"\n\
+             precision = \"fp32\"\nexport_hf = \"hf\"\npredict_file = \"q.json\"\n",
+        ),
+        "mrc",
+    )
+    .unwrap();
+    let f = &t.file;
+    assert_eq!(
+        (f.do_train, f.do_eval, f.do_predict),
+        (Some(false), None, Some(true))
+    );
+    assert_eq!(
+        (f.predict_batch_size, f.num_train_epochs),
+        (Some(4), Some(1.5))
+    );
+    assert_eq!(f.save_checkpoints_steps, Some(0));
+    assert_eq!(
+        (f.device.as_deref(), f.precision.as_deref()),
+        (Some("cpu"), Some("fp32"))
+    );
+    // The reading task's files are its own keys.
+    let e = err(load(
+        &write(d, "c.toml", "[classify]\npredict_file = \"q.json\"\n"),
+        "classify",
+    ));
+    assert!(
+        e.contains("c.toml:2:1") && e.contains("predict_file: a setting of `nezha finetune mrc`"),
+        "{e}"
+    );
+}
