@@ -8,29 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{chapters, free_port, root, MODEL_NO_DROPOUT};
+use common::{chapters, free_port, nezha_in, root, succeeded, MODEL_NO_DROPOUT};
 use nezha_train::trainer::metrics;
-
-fn nezha(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nezha"));
-    cmd.current_dir(dir)
-        .env_remove("RANK")
-        .env_remove("WORLD_SIZE")
-        .env("TORCH_CPP_LOG_LEVEL", "ERROR");
-    cmd
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// Two workers per process streaming into the trainer for `steps` steps.
 fn pipeline(dir: &Path, name: &str, masking: &str, accumulation: usize, extra: &str) -> PathBuf {
@@ -75,16 +56,18 @@ save_every = 1000
 }
 
 fn launch(dir: &Path, pipeline: &Path) -> String {
-    ok(nezha(dir)
-        .args(["launch", "--nproc-per-node", "2", "--master-port"])
-        .arg(free_port().to_string())
-        .arg(pipeline)
-        .output()
-        .unwrap())
+    succeeded(
+        nezha_in(dir)
+            .args(["launch", "--nproc-per-node", "2", "--master-port"])
+            .arg(free_port().to_string())
+            .arg(pipeline)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn resume_on_one(dir: &Path, pipeline: &Path) -> Output {
-    nezha(dir)
+    nezha_in(dir)
         .args(["run", "--resume"])
         .arg(pipeline)
         .output()
@@ -112,7 +95,7 @@ fn a_dynamic_stream_resumes_on_another_number_of_processes() {
     assert_eq!(reference.len(), 12);
 
     launch(d, &pipeline(d, "moved", "dynamic", 1, "stop_after = 5"));
-    let resumed = ok(resume_on_one(d, &pipeline(d, "moved", "dynamic", 2, "")));
+    let resumed = succeeded(resume_on_one(d, &pipeline(d, "moved", "dynamic", 2, "")));
     assert!(resumed.contains("trained to step 12"), "{resumed}");
     let moved = losses(d, "moved");
     assert_eq!(moved.len(), reference.len());
@@ -125,12 +108,12 @@ fn a_dynamic_stream_resumes_on_another_number_of_processes() {
 
     // Moved, stopped again after three steps there, and finished.
     launch(d, &pipeline(d, "twice", "dynamic", 1, "stop_after = 5"));
-    let part = ok(resume_on_one(
+    let part = succeeded(resume_on_one(
         d,
         &pipeline(d, "twice", "dynamic", 2, "stop_after = 3"),
     ));
     assert!(part.contains("trained to step 8"), "{part}");
-    ok(resume_on_one(d, &pipeline(d, "twice", "dynamic", 2, "")));
+    succeeded(resume_on_one(d, &pipeline(d, "twice", "dynamic", 2, "")));
     for ((s, a), (_, b)) in losses(d, "twice").iter().zip(&reference) {
         assert!((a - b).abs() <= 1e-5 * b.abs(), "step {s}: {a} vs {b}");
     }

@@ -6,47 +6,29 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::{chapters, free_port, root, MODEL_NO_DROPOUT};
+use common::{chapters, free_port, nezha_in, root, succeeded, MODEL_NO_DROPOUT};
 use nezha_stages::tfrecord::open_records;
 use nezha_train::trainer::metrics;
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn nezha(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nezha"));
-    cmd.current_dir(dir)
-        .env_remove("RANK")
-        .env_remove("WORLD_SIZE")
-        .env("TORCH_CPP_LOG_LEVEL", "ERROR");
-    cmd
-}
 
 /// Two TFRecord files from a few chapters, and how many records they hold.
 fn records(dir: &Path) -> usize {
     std::fs::write(dir.join("corpus.txt"), chapters(6).join("\n\n")).unwrap();
     std::fs::write(dir.join("model.json"), MODEL_NO_DROPOUT).unwrap();
-    ok(nezha(dir)
-        .arg("create_pretraining_data")
-        .arg("--input_file=corpus.txt")
-        .arg("--output_file=a.tfrecord,b.tfrecord")
-        .arg(format!(
-            "--vocab_file={}",
-            root().join("data/vocab.txt").display()
-        ))
-        .args(["--max_seq_length=32", "--max_predictions_per_seq=5"])
-        .args(["--dupe_factor=1"])
-        .output()
-        .unwrap());
+    succeeded(
+        nezha_in(dir)
+            .arg("create_pretraining_data")
+            .arg("--input_file=corpus.txt")
+            .arg("--output_file=a.tfrecord,b.tfrecord")
+            .arg(format!(
+                "--vocab_file={}",
+                root().join("data/vocab.txt").display()
+            ))
+            .args(["--max_seq_length=32", "--max_predictions_per_seq=5"])
+            .args(["--dupe_factor=1"])
+            .output()
+            .unwrap(),
+    );
     ["a.tfrecord", "b.tfrecord"]
         .iter()
         .map(|f| open_records(&dir.join(f)).unwrap().count())
@@ -77,13 +59,13 @@ fn pipeline(
 }
 
 fn launch(dir: &Path, pipeline: &Path, resume: bool) -> String {
-    let mut cmd = nezha(dir);
+    let mut cmd = nezha_in(dir);
     cmd.args(["launch", "--nproc-per-node", "2", "--master-port"])
         .arg(free_port().to_string());
     if resume {
         cmd.arg("--resume");
     }
-    ok(cmd.arg(pipeline).output().unwrap())
+    succeeded(cmd.arg(pipeline).output().unwrap())
 }
 
 fn losses(dir: &Path, name: &str) -> Vec<(u64, f64)> {
@@ -137,11 +119,13 @@ fn three_passes_on_two_processes_resume_mid_pass_and_on_one_process() {
         false,
     );
     let one = pipeline(d, "moved", 4, 2, steps, "");
-    let resumed = ok(nezha(d)
-        .args(["run", "--resume"])
-        .arg(&one)
-        .output()
-        .unwrap());
+    let resumed = succeeded(
+        nezha_in(d)
+            .args(["run", "--resume"])
+            .arg(&one)
+            .output()
+            .unwrap(),
+    );
     assert!(
         resumed.contains(&format!("trained to step {steps}")),
         "{resumed}"
@@ -155,7 +139,7 @@ fn three_passes_on_two_processes_resume_mid_pass_and_on_one_process() {
         false,
     );
     let other = pipeline(d, "refused", 4, 1, steps, "");
-    let out = nezha(d)
+    let out = nezha_in(d)
         .args(["run", "--resume"])
         .arg(&other)
         .output()

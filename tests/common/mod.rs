@@ -27,6 +27,30 @@ pub fn nezha(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
+/// `nezha` in `dir`, to be given its arguments, outside any launch (no
+/// rank variables) and with c10d's C++ logs quiet.
+#[allow(dead_code)]
+pub fn nezha_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nezha"));
+    cmd.current_dir(dir)
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .env("TORCH_CPP_LOG_LEVEL", "ERROR");
+    cmd
+}
+
+/// The stdout of a run that must have succeeded (else its output).
+#[allow(dead_code)]
+pub fn succeeded(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A port on the loopback interface nobody listens on now.
 #[allow(dead_code)]
 pub fn free_port() -> u16 {
