@@ -58,6 +58,7 @@ pub fn run(args: &VocabArgs) -> anyhow::Result<()> {
         }),
         None => Arc::new(Text {
             document_per_file: true,
+            ..Text::default()
         }),
     };
     let words = build(files, format, args)?;

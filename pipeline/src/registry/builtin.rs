@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use nezha_stages::error::Result;
-use nezha_stages::ingest::{resolve_inputs, IngestPlan, InputList, JsonLines, Text};
+use nezha_stages::ingest::{
+    resolve_inputs, Bounds, IngestPlan, InputList, JsonLines, Oversize, Text,
+};
 use nezha_stages::params::Params;
 use nezha_stages::sentences::{Lines, Punct};
 use nezha_stages::wordpiece::WordPiece;
@@ -53,21 +55,66 @@ pub fn input_files(
 struct TextParams {
     input: Spanned<InputList>,
     document_per_file: Option<bool>,
+    max_line_bytes: Option<Spanned<i64>>,
+    max_document_bytes: Option<Spanned<i64>>,
+    oversize: Option<Spanned<String>>,
 }
 
+/// The streaming generators' bounds: a reservoir of 1,000 documents of at
+/// most 64 KiB per worker keeps a run under 1 GB whatever the corpus
+/// (`benches/memory.sh`: 693 MB for one 1 GB document). The reference holds every document whole,
+/// so its mode has none unless asked.
+const MAX_LINE_BYTES: i64 = 16 << 10;
+const MAX_DOCUMENT_BYTES: i64 = 64 << 10;
+
 fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
+    let reference = resolved.generation == Generation::Reference;
     // The reference lets a document run on into the next file.
-    let document_per_file = t
-        .document_per_file
-        .unwrap_or(resolved.generation != Generation::Reference);
+    let document_per_file = t.document_per_file.unwrap_or(!reference);
+    let bound = |v: &Option<Spanned<i64>>, key: &str, default: i64| -> Result<Option<usize>> {
+        match v {
+            Some(b) if *b.get_ref() < 64 => Err(p.invalid(b, key, "must be at least 64 bytes")),
+            Some(b) => Ok(Some(*b.get_ref() as usize)),
+            None => Ok((!reference).then_some(default as usize)),
+        }
+    };
+    let oversize = match t.oversize.as_ref().map(|o| (o, o.get_ref().as_str())) {
+        None | Some((_, "cut")) => Oversize::Cut,
+        Some((_, "refuse")) => Oversize::Refuse,
+        Some((o, other)) => {
+            return Err(p.invalid(o, "oversize", format!("\"{other}\" is not cut or refuse")))
+        }
+    };
+    let bounds = Bounds {
+        max_line_bytes: bound(&t.max_line_bytes, "max_line_bytes", MAX_LINE_BYTES)?,
+        max_document_bytes: bound(
+            &t.max_document_bytes,
+            "max_document_bytes",
+            MAX_DOCUMENT_BYTES,
+        )?,
+        oversize,
+    };
     let files = input_files(p, resolved, &t.input)?;
     let settings = Settings::new()
         .set("input", files.as_ref())
-        .set("document_per_file", document_per_file);
+        .set("document_per_file", document_per_file)
+        .set("max_line_bytes", bounds.max_line_bytes)
+        .set("max_document_bytes", bounds.max_document_bytes)
+        .set(
+            "oversize",
+            if oversize == Oversize::Cut {
+                "cut"
+            } else {
+                "refuse"
+            },
+        );
     Ok(Built::new(
         IngestPlan {
             files,
-            format: Arc::new(Text { document_per_file }),
+            format: Arc::new(Text {
+                document_per_file,
+                bounds,
+            }),
         },
         settings,
     ))

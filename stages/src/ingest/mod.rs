@@ -19,7 +19,7 @@ pub use lines::LineReader;
 pub use numbering::Numbering;
 pub use passes::Passes;
 pub use reader::{spawn_reader, spawn_reader_passes};
-pub use text::Text;
+pub use text::{Bounds, Oversize, Text};
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
