@@ -55,6 +55,7 @@ pub fn run(args: &VocabArgs) -> anyhow::Result<()> {
     let format: Arc<dyn Ingest> = match &args.jsonl_field {
         Some(field) => Arc::new(JsonLines {
             text_field: field.clone(),
+            ..JsonLines::default()
         }),
         None => Arc::new(Text {
             document_per_file: true,

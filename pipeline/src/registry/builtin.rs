@@ -60,17 +60,32 @@ struct TextParams {
     oversize: Option<Spanned<String>>,
 }
 
+/// The keys that bound what a reader holds, which both text formats have.
+struct BoundsParams<'a> {
+    max_line_bytes: &'a Option<Spanned<i64>>,
+    max_document_bytes: &'a Option<Spanned<i64>>,
+    oversize: &'a Option<Spanned<String>>,
+}
+
 /// The streaming generators' bounds: a reservoir of 1,000 documents of at
 /// most 64 KiB per worker keeps a run under 1 GB whatever the corpus
-/// (`benches/memory.sh`: 693 MB for one 1 GB document). The reference holds every document whole,
-/// so its mode has none unless asked.
+/// (`benches/memory.sh`: 693 MB for one 1 GB document). The reference holds
+/// every document whole, so its mode has none unless asked.
 const MAX_LINE_BYTES: i64 = 16 << 10;
 const MAX_DOCUMENT_BYTES: i64 = 64 << 10;
+/// A JSON line is parsed whole: longer ones are refused, not cut.
+const MAX_JSON_LINE_BYTES: i64 = 64 << 20;
 
-fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
+/// `b`'s bounds, `max_line` the default line bound; none by default in
+/// reference mode. The settings get the resolved values.
+fn bounds(
+    p: &Params,
+    b: BoundsParams<'_>,
+    resolved: &Resolved,
+    max_line: i64,
+    settings: Settings,
+) -> Result<(Bounds, Settings)> {
     let reference = resolved.generation == Generation::Reference;
-    // The reference lets a document run on into the next file.
-    let document_per_file = t.document_per_file.unwrap_or(!reference);
     let bound = |v: &Option<Spanned<i64>>, key: &str, default: i64| -> Result<Option<usize>> {
         match v {
             Some(b) if *b.get_ref() < 64 => Err(p.invalid(b, key, "must be at least 64 bytes")),
@@ -78,36 +93,44 @@ fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPl
             None => Ok((!reference).then_some(default as usize)),
         }
     };
-    let oversize = match t.oversize.as_ref().map(|o| (o, o.get_ref().as_str())) {
-        None | Some((_, "cut")) => Oversize::Cut,
-        Some((_, "refuse")) => Oversize::Refuse,
+    let (oversize, name) = match b.oversize.as_ref().map(|o| (o, o.get_ref().as_str())) {
+        None | Some((_, "cut")) => (Oversize::Cut, "cut"),
+        Some((_, "refuse")) => (Oversize::Refuse, "refuse"),
         Some((o, other)) => {
             return Err(p.invalid(o, "oversize", format!("\"{other}\" is not cut or refuse")))
         }
     };
     let bounds = Bounds {
-        max_line_bytes: bound(&t.max_line_bytes, "max_line_bytes", MAX_LINE_BYTES)?,
+        max_line_bytes: bound(b.max_line_bytes, "max_line_bytes", max_line)?,
         max_document_bytes: bound(
-            &t.max_document_bytes,
+            b.max_document_bytes,
             "max_document_bytes",
             MAX_DOCUMENT_BYTES,
         )?,
         oversize,
     };
+    let settings = settings
+        .set("max_line_bytes", bounds.max_line_bytes)
+        .set("max_document_bytes", bounds.max_document_bytes)
+        .set("oversize", name);
+    Ok((bounds, settings))
+}
+
+fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
+    // The reference lets a document run on into the next file.
+    let document_per_file = t
+        .document_per_file
+        .unwrap_or(resolved.generation != Generation::Reference);
     let files = input_files(p, resolved, &t.input)?;
     let settings = Settings::new()
         .set("input", files.as_ref())
-        .set("document_per_file", document_per_file)
-        .set("max_line_bytes", bounds.max_line_bytes)
-        .set("max_document_bytes", bounds.max_document_bytes)
-        .set(
-            "oversize",
-            if oversize == Oversize::Cut {
-                "cut"
-            } else {
-                "refuse"
-            },
-        );
+        .set("document_per_file", document_per_file);
+    let b = BoundsParams {
+        max_line_bytes: &t.max_line_bytes,
+        max_document_bytes: &t.max_document_bytes,
+        oversize: &t.oversize,
+    };
+    let (bounds, settings) = bounds(p, b, resolved, MAX_LINE_BYTES, settings)?;
     Ok(Built::new(
         IngestPlan {
             files,
@@ -125,6 +148,9 @@ fn text(p: &Params, t: TextParams, resolved: &Resolved) -> Result<Built<IngestPl
 struct JsonlParams {
     input: Spanned<InputList>,
     text_field: Option<String>,
+    max_line_bytes: Option<Spanned<i64>>,
+    max_document_bytes: Option<Spanned<i64>>,
+    oversize: Option<Spanned<String>>,
 }
 
 fn jsonl(p: &Params, j: JsonlParams, resolved: &Resolved) -> Result<Built<IngestPlan>> {
@@ -133,10 +159,16 @@ fn jsonl(p: &Params, j: JsonlParams, resolved: &Resolved) -> Result<Built<Ingest
     let settings = Settings::new()
         .set("input", files.as_ref())
         .set("text_field", &text_field);
+    let b = BoundsParams {
+        max_line_bytes: &j.max_line_bytes,
+        max_document_bytes: &j.max_document_bytes,
+        oversize: &j.oversize,
+    };
+    let (bounds, settings) = bounds(p, b, resolved, MAX_JSON_LINE_BYTES, settings)?;
     Ok(Built::new(
         IngestPlan {
             files,
-            format: Arc::new(JsonLines { text_field }),
+            format: Arc::new(JsonLines { text_field, bounds }),
         },
         settings,
     ))

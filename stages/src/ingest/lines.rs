@@ -68,9 +68,16 @@ impl<'a> LineReader<'a> {
         &self.path
     }
 
+
     /// The next line (or piece of a long line) with its 1-based number, the
     /// line ending kept, or `None` at the end of the file.
     pub fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
+        Ok(self.next_piece()?.map(|(n, line, _)| (n, line)))
+    }
+
+    /// [`LineReader::next_line`], and whether [`LineReader::max_line`] cut
+    /// the line there (its rest still to come).
+    pub fn next_piece(&mut self) -> Result<Option<(u64, &str, bool)>> {
         self.buf.clear();
         self.buf.append(&mut self.carry);
         let limit = self.max_line.unwrap_or(usize::MAX);
@@ -99,7 +106,8 @@ impl<'a> LineReader<'a> {
             return Ok(None);
         }
         let start = self.offset;
-        if !ended && self.buf.len() >= limit {
+        let cut = !ended && self.buf.len() >= limit;
+        if cut {
             let cut = self.cut_point(start)?;
             self.carry.extend_from_slice(&self.buf[cut..]);
             self.buf.truncate(cut);
@@ -108,8 +116,8 @@ impl<'a> LineReader<'a> {
         if !self.inside_line {
             self.line_no += 1;
         }
-        // A piece without its newline: the line goes on in the next.
-        self.inside_line = !ended;
+        // A piece cut by the bound: the line goes on in the next.
+        self.inside_line = cut;
         if self.buf.contains(&b'\r') {
             // Checked before dropping, so offsets stay those of the file.
             if let Err(e) = std::str::from_utf8(&self.buf) {
@@ -121,7 +129,7 @@ impl<'a> LineReader<'a> {
             self.buf.retain(|&b| b != b'\r');
         }
         match std::str::from_utf8(&self.buf) {
-            Ok(s) => Ok(Some((self.line_no, s))),
+            Ok(s) => Ok(Some((self.line_no, s, cut))),
             Err(e) => Err(Error::invalid_utf8(
                 &self.path,
                 start + e.valid_up_to() as u64,
