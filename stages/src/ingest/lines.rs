@@ -9,8 +9,10 @@ use flate2::read::MultiGzDecoder;
 use crate::error::{Error, Result};
 
 /// Reads a text file line by line, checking UTF-8 as it goes so that an
-/// error names the byte offset of the first bad byte. `.gz` files are
-/// decompressed; offsets then count decompressed bytes.
+/// error names the byte offset of the first bad byte. `.gz`, `.zst` and
+/// `.xz` files are decompressed, chosen by extension; offsets then count
+/// decompressed bytes, and a truncated or corrupt file is an error naming
+/// it and the decompressed offset reached.
 ///
 /// Lines end at `\n` only, and every `\r` is dropped wherever it is: that is
 /// what the reference's `tf.gfile.GFile.readline()` does (pinned by the
@@ -41,10 +43,16 @@ impl<'a> LineReader<'a> {
             inner: file,
             count: bytes_read,
         };
-        let raw: Box<dyn Read + Send + 'a> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
+        let raw: Box<dyn Read + Send + 'a> = match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Box::new(MultiGzDecoder::new(file)),
+            // Multi-frame files (as `zstd` writes concatenated inputs) read
+            // on across frames, as gzip members do.
+            Some("zst") => {
+                Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| Error::io(path, e))?)
+            }
+            // Concatenated .xz streams too, as `xz -d` reads them.
+            Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(file)),
+            _ => Box::new(file),
         };
         Ok(LineReader {
             path: path.to_path_buf(),
@@ -68,7 +76,6 @@ impl<'a> LineReader<'a> {
         &self.path
     }
 
-
     /// The next line (or piece of a long line) with its 1-based number, the
     /// line ending kept, or `None` at the end of the file.
     pub fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
@@ -83,10 +90,13 @@ impl<'a> LineReader<'a> {
         let limit = self.max_line.unwrap_or(usize::MAX);
         let mut ended = false;
         while self.buf.len() < limit {
-            let available = self
-                .reader
-                .fill_buf()
-                .map_err(|e| Error::io(&self.path, e))?;
+            let offset = self.offset + self.buf.len() as u64;
+            let available = self.reader.fill_buf().map_err(|e| {
+                Error::io(
+                    &self.path,
+                    std::io::Error::new(e.kind(), format!("{e} (at decompressed byte {offset})")),
+                )
+            })?;
             if available.is_empty() {
                 break;
             }
@@ -252,6 +262,44 @@ mod tests {
         assert_eq!(r.next_line().unwrap(), Some((1, "abcdefgh")));
         let err = r.next_line().unwrap_err().to_string();
         assert!(err.contains("byte offset 10"), "{err}");
+    }
+
+    #[test]
+    fn zstd_and_xz_files_read_as_the_plain_text_and_truncation_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "第一行\nsecond\n".repeat(2000);
+        let zst = dir.path().join("c.txt.zst");
+        std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+        let xz = dir.path().join("c.txt.xz");
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        enc.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&xz, enc.finish().unwrap()).unwrap();
+        for p in [&zst, &xz] {
+            let count = AtomicU64::new(0);
+            let mut r = LineReader::open(p, &count).unwrap();
+            let mut read = String::new();
+            while let Some((_, line)) = r.next_line().unwrap() {
+                read.push_str(line);
+            }
+            assert_eq!(read, text, "{}", p.display());
+            // Cut the file short: an error that names it, never a short read.
+            let bytes = std::fs::read(p).unwrap();
+            let ext = p.extension().unwrap().to_str().unwrap();
+            let short = dir.path().join(format!("short.{ext}"));
+            std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+            let mut r = LineReader::open(&short, &count).unwrap();
+            let err = loop {
+                match r.next_line() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("{}: a truncated file read to its end", short.display()),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert!(
+                err.contains(short.to_str().unwrap()) && err.contains("decompressed byte"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Inputs are named as the reference's `--input_file`: a comma-separated
 //! list of files, directories (read recursively, in name order) and glob
-//! patterns (matches in sorted order). Files ending in `.gz` are
-//! decompressed on the fly.
+//! patterns (matches in sorted order). Files ending in `.gz`, `.zst` or
+//! `.xz` are decompressed on the fly.
 
 mod files;
 mod jsonl;
