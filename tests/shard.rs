@@ -159,3 +159,24 @@ fn two_shards_of_two_workers_with_dynamic_masking_interleave_to_one_stream() {
         "the interleaved shards differ from one process's stream"
     );
 }
+
+/// The reference generator needs every document in one process: a shard
+/// of several is refused with the reason.
+#[test]
+fn reference_mode_refuses_several_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    plan_over(tmp.path(), &chapters(2), 1, "", "");
+    let file = tmp.path().join("p.toml");
+    let toml = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("[instances]\n", "[instances]\nkind = \"reference\"\n");
+    let plan = Plan::parse(&file, &toml, RunOptions::default()).unwrap();
+    let err = match start_shard::<Batch>(&plan, Shard { index: 0, count: 2 }) {
+        Ok(_) => panic!("reference mode ran on a shard of 2"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("runs in one process") && err.contains("kind = \"streaming\""),
+        "{err}"
+    );
+}

@@ -175,6 +175,15 @@ pub fn start<T: Tail>(plan: &Plan) -> anyhow::Result<Running<T>> {
 /// [`start`] for one process's [`Shard`] of the worker slots. With a
 /// held-out share (`Plan::holdout`), its documents are left out.
 pub fn start_shard<T: Tail>(plan: &Plan, shard: Shard) -> anyhow::Result<Running<T>> {
+    if plan.resolved.generation == Generation::Reference && shard.count > 1 {
+        anyhow::bail!(
+            "{}: [instances] kind = \"reference\" runs in one process: the reference \
+             script shuffles all documents and draws random next segments from any of them, \
+             so it needs every document in one place; for {} processes use kind = \"streaming\"",
+            plan.file().display(),
+            shard.count
+        );
+    }
     start_flow(plan, shard, Stages::of(plan, plan.resolved.generation)?)
 }
 
