@@ -216,7 +216,9 @@ pub struct TfRecordBatches {
     /// `rank`-th.
     rank: usize,
     world: usize,
-    dealt: u64,
+    batch_size: u64,
+    /// Records of the stream gone by, this rank's or not.
+    seen: u64,
     done: bool,
 }
 
@@ -283,7 +285,8 @@ impl TfRecordBatches {
             max_predictions,
             rank,
             world,
-            dealt: 0,
+            batch_size: batch_size as u64,
+            seen: 0,
             done: false,
         }
     }
@@ -295,16 +298,18 @@ impl TfRecordBatches {
                 break;
             };
             let record = record?;
+            // Batch k holds the stream's records k·B … (k+1)·B−1 and goes to
+            // rank k mod world: a rank decodes and batches only its own
+            // records (the others' only pass through the CRC check).
+            let batch = self.seen / self.batch_size;
+            self.seen += 1;
+            if batch % self.world as u64 != self.rank as u64 {
+                continue;
+            }
             let inst = decode_instance(&record.bytes, self.seq_len, self.max_predictions)
                 .with_context(|| record.origin.clone())?;
-            let (ready, dealt) = (&mut self.ready, &mut self.dealt);
-            let (rank, world) = (self.rank as u64, self.world as u64);
-            self.batching.push(inst, &mut |b| {
-                if *dealt % world == rank {
-                    ready.push_back(b);
-                }
-                *dealt += 1;
-            })?;
+            let ready = &mut self.ready;
+            self.batching.push(inst, &mut |b| ready.push_back(b))?;
         }
         Ok(())
     }
