@@ -58,12 +58,23 @@ fn main() -> ExitCode {
         Command::Convert(args) => nezha::convert::run(args),
         Command::Eval(args) => nezha::eval::run(args),
         Command::FillMask(args) => nezha::fill_mask::run(args),
-        Command::Finetune { config, task } => match (task, config) {
-            (Some(task), _) => nezha_finetune::cli::run(task),
-            (None, Some(file)) => {
-                nezha_finetune::cli::from_task_file(file).and_then(|t| nezha_finetune::cli::run(&t))
-            }
-            (None, None) => unreachable!("clap requires --config or a task"),
-        },
+        Command::Finetune { config, task } => {
+            // The first Ctrl-C or SIGTERM stops after the step, weights kept.
+            nezha_pipeline::interrupt::install(nezha_train::trainer::interrupt::flag())
+                .and_then(|()| match (task, config) {
+                    (Some(task), _) => nezha_finetune::cli::run(task),
+                    (None, Some(file)) => nezha_finetune::cli::from_task_file(file)
+                        .and_then(|t| nezha_finetune::cli::run(&t)),
+                    (None, None) => unreachable!("clap requires --config or a task"),
+                })
+                .map_err(
+                    |e| match e.downcast_ref::<nezha_train::trainer::interrupt::Stopped>() {
+                        Some(stopped) => {
+                            nezha_pipeline::interrupt::Interrupted(stopped.0.clone()).into()
+                        }
+                        None => e,
+                    },
+                )
+        }
     })
 }

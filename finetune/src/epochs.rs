@@ -185,6 +185,25 @@ pub fn fine_tune<T, D>(
                 }
             }
             crate::step::show(&bar, step, epoch, epochs, &loss);
+            if nezha_train::trainer::interrupt::requested() {
+                // Ctrl-C or SIGTERM: the step is whole; keep its weights.
+                bar.finish_and_clear();
+                let kept = match &cfg.checkpoints {
+                    Some(c) => {
+                        let path =
+                            crate::step_checkpoints::StepCheckpoints::path(&c.output_dir, step);
+                        if !path.exists() {
+                            c.save(model, step)?;
+                        }
+                        format!("its weights are in {}", path.display())
+                    }
+                    None => "no weights kept (save_checkpoints_steps = 0)".to_string(),
+                };
+                return Err(nezha_train::trainer::interrupt::Stopped(format!(
+                    "fine-tuning stopped after step {step}; {kept}"
+                ))
+                .into());
+            }
         }
         let (dev, score) = match evaluate {
             Some(evaluate) => {

@@ -41,6 +41,11 @@ impl StepCheckpoints {
         if self.every == 0 || !step.is_multiple_of(self.every) {
             return Ok(());
         }
+        self.save(model, step)
+    }
+
+    /// Saves the model of `step`, then deletes all but the newest [`KEEP`].
+    pub fn save(&self, model: &NezhaForFinetuning, step: u64) -> Result<()> {
         let dir = StepCheckpoints::dir(&self.output_dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         ours::write(
