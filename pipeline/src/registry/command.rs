@@ -42,8 +42,14 @@ fn command(
         return Err(p.invalid(&c.command, "command", "names no program"));
     }
     let timeout = match &c.timeout_s {
-        Some(t) if !(*t.get_ref() > 0.0 && t.get_ref().is_finite()) => {
-            return Err(p.invalid(t, "timeout_s", "must be a positive number of seconds"))
+        // A finite value can still be too large for a `Duration` (1e300),
+        // which `Duration::from_secs_f64` below would panic on.
+        Some(t) if !(*t.get_ref() > 0.0 && Duration::try_from_secs_f64(*t.get_ref()).is_ok()) => {
+            return Err(p.invalid(
+                t,
+                "timeout_s",
+                "must be a positive number of seconds (at most about 1.8e19)",
+            ))
         }
         Some(t) => *t.get_ref(),
         None => 60.0,

@@ -15,7 +15,12 @@ impl<T> ShuffleBuffer<T> {
     /// A capacity of 0 passes items straight through.
     pub fn new(capacity: usize) -> ShuffleBuffer<T> {
         ShuffleBuffer {
-            items: Vec::with_capacity(capacity),
+            // `capacity` comes from the pipeline file: reserving all of it
+            // up front turned `shuffle_buffer = 9223372036854775807` into a
+            // capacity-overflow panic (and a billion into gigabytes before
+            // the first instance). The buffer grows as items arrive instead,
+            // like the reservoir.
+            items: Vec::with_capacity(capacity.min(65_536)),
             capacity,
         }
     }
