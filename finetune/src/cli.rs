@@ -693,3 +693,14 @@ pub(crate) fn layout_setting<T: PartialEq + std::fmt::Debug>(
         None => Ok(given),
     }
 }
+
+/// Says on stderr what a reader left out of `path` (`what`), one line each.
+pub(crate) fn report_skipped(path: &Path, what: &str, skipped: &[impl std::fmt::Display]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("{}: skipped {} {what}:", path.display(), skipped.len());
+    for s in skipped {
+        eprintln!("  {s}");
+    }
+}

@@ -17,16 +17,11 @@ use crate::run_record::RunRecord;
 /// A SQuAD/CMRC file, the questions it leaves out reported.
 fn read(path: &Path) -> Result<Vec<MrcExample>> {
     let f = read_squad(path)?;
-    if !f.skipped.is_empty() {
-        eprintln!(
-            "{}: skipped {} question(s) whose answer is not in the context:",
-            path.display(),
-            f.skipped.len()
-        );
-        for s in &f.skipped {
-            eprintln!("  {s}");
-        }
-    }
+    cli::report_skipped(
+        path,
+        "question(s) whose answer is not in the context",
+        &f.skipped,
+    );
     ensure!(
         !f.examples.is_empty(),
         "{}: no usable questions",

@@ -17,16 +17,7 @@ use crate::run_record::RunRecord;
 /// reported.
 fn read(path: &Path) -> Result<Vec<Sentence>> {
     let f = read_tagged(path)?;
-    if !f.skipped.is_empty() {
-        eprintln!(
-            "{}: skipped {} sentence(s) with a malformed span:",
-            path.display(),
-            f.skipped.len()
-        );
-        for s in &f.skipped {
-            eprintln!("  {s}");
-        }
-    }
+    cli::report_skipped(path, "sentence(s) with a malformed span", &f.skipped);
     Ok(f.sentences)
 }
 
